@@ -1,0 +1,634 @@
+"""Build the documentation website offline: nbdev's notebook processing, rendered by mkdocs-material.
+
+Quarto (what `nbdev-docs` uses) cannot be installed on our machines, so `make docs` runs this script:
+
+1. every `nbs/[0-9]*.ipynb` and `nbs/index.ipynb` goes through nbdev's own docs processors
+   (`nbdev.processors.FilterDefaults`, the code behind `nbdev-proc-nbs`): `show_doc` cells added after
+   exports and executed, hidden and exported cells removed, directives handled, symbols linkified;
+2. the processed notebooks are turned into plain notebooks (nbdev-only cell keys and Quarto-only
+   directives/markup dropped, `show_doc` output turned into markdown, nbdev links pointed at local pages);
+3. an API reference page per module is generated from `<lib>/_modidx.py` and each module's `__all__`
+   (signature, docstring and docments through fastcore, plus a link to the lesson that defines it);
+4. mkdocs-material + mkdocs-jupyter render it all (`execute: false`: stored outputs, figures included,
+   are shown as saved) into a static site with offline search, no web fonts and, where the
+   `jupyter-server-mathjax` package is installed, a local copy of MathJax.
+
+Everything is staged in a temporary folder; nothing is written into `nbs/` or the library. A notebook
+whose processing fails stops the build with its name: the docs must be complete.
+
+    python tools/build_docs.py --out _site
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import multiprocessing
+import os
+import re
+import runpy
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Roadmap stages, keyed by the two-digit notebook prefix (letters after it, as in 06a, stay in the stage).
+STAGES: list[tuple[range, str]] = [
+    (range(0, 2), "Stage 1 · Regression & neural nets"),
+    (range(2, 5), "Stage 2 · PES, neighbours & MD"),
+    (range(5, 6), "Stage 3 · Descriptors"),
+    (range(6, 7), "Stage 4 · Models"),
+    (range(7, 8), "Stage 5 · Data"),
+    (range(8, 10), "Stage 6 · Training & active learning"),
+    (range(10, 13), "Stage 7 · Calculator, LAMMPS & validation"),
+    (range(13, 14), "Stage 8 · Command line"),
+]
+OTHER_STAGE = "More notebooks"
+API_DIR = "api"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe,local/offline"
+# Only the fonts that jupyter-server-mathjax ships (STIX-Web) exist offline: tell MathJax so.
+MATHJAX_LOCAL = """MathJax.Hub.Config({
+  "HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null},
+  messageStyle: "none"
+});
+MathJax.Ajax.loadComplete("[MathJax]/config/local/offline.js");
+"""
+# mkdocs in a child process. nbformat -> jsonschema imports `rfc3987_syntax` when installed, which compiles
+# ~40 lark grammars at import (4-5 s here) for IRI checks the docs build never makes: block that import.
+MKDOCS_RUN = (
+    "import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'mkdocs'; "
+    "from mkdocs.__main__ import cli; cli()"
+)
+EXTRA_CSS = """/* mlp-roadmap: compact notebook pages */
+.jupyter-wrapper .jp-InputPrompt, .jupyter-wrapper .jp-OutputPrompt { display: none; }
+.jupyter-wrapper .jp-OutputArea-output img { max-width: 100%; height: auto; }
+.api-link { font-size: 0.85em; }
+"""
+
+
+# ---------------------------------------------------------------- notebooks and pages
+
+
+def notebook_paths(nbs: Path) -> list[Path]:
+    "The course notebooks, `nbs/[0-9]*.ipynb`, sorted (found by glob: new notebooks appear by themselves)"
+    return sorted(p for p in nbs.glob("[0-9]*.ipynb") if p.is_file())
+
+
+def page_name(nb: Path) -> str:
+    "Site file of notebook `nb`: nbdev/Quarto's name (numeric prefix stripped), e.g. `00_regression` -> `regression`"
+    from nbdev.config import nbpath2html
+
+    return nbpath2html(Path(nb).name).stem
+
+
+def stage_of(nb: Path) -> str:
+    "Roadmap stage of notebook `nb`, from its number prefix (`06a_n2p2` -> stage of 06)"
+    m = re.match(r"^(\d+)", Path(nb).name)
+    if not m:
+        raise ValueError(f"notebook {nb} has no number prefix")
+    n = int(m.group(1))
+    return next((title for r, title in STAGES if n in r), OTHER_STAGE)
+
+
+def default_exp(nb_json: dict) -> str | None:
+    "Module named by the notebook's `#| default_exp` directive, if any"
+    for cell in nb_json.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        src = "".join(cell.get("source", ""))
+        m = re.search(r"^\s*#\s*\|\s*default_exp\s+(\S+)", src, flags=re.M)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _process_worker(src: str, root: str) -> str:
+    "Run nbdev's docs processors on notebook `src` (in a fresh process) and return the notebook as JSON"
+    os.environ["IN_TEST"] = "1"  # as nbdev-proc-nbs does: nbdev_export() and friends are no-ops
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    os.chdir(Path(src).parent)  # import cells run where nbdev-test runs them
+    from fastcore.nbio import nb2str, read_nb
+    from nbdev.processors import FilterDefaults
+
+    nb = read_nb(src)
+    FilterDefaults()(nb)
+    return nb2str(nb)
+
+
+def process_notebooks(nbs: list[Path], root: Path, jobs: int) -> dict[Path, dict]:
+    "nbdev-process every notebook in parallel; stops at the first failure, naming the notebook"
+    # The worker must be importable by name: nbdev's IPython shell replaces `__main__` in the workers.
+    if str(Path(__file__).parent) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).parent))
+    worker = importlib.import_module("build_docs")._process_worker
+    ctx = multiprocessing.get_context("spawn")
+    out: dict[Path, dict] = {}
+    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(nbs))), mp_context=ctx) as ex:
+        futs = {nb: ex.submit(worker, str(nb), str(root)) for nb in nbs}
+        for nb, fut in futs.items():
+            try:
+                out[nb] = json.loads(fut.result())
+            except Exception as e:
+                ex.shutdown(cancel_futures=True)
+                raise RuntimeError(
+                    f"docs: processing {nb.relative_to(root)} failed "
+                    f"(check it with: nbdev-test {nb.relative_to(root)}):\n{e}"
+                ) from e
+    return out
+
+
+# ---------------------------------------------------------------- cleaning processed notebooks
+
+_STD_KEYS = {
+    "code": {"cell_type", "id", "metadata", "source", "outputs", "execution_count"},
+    "markdown": {"cell_type", "id", "metadata", "source", "attachments"},
+    "raw": {"cell_type", "id", "metadata", "source"},
+}
+_re_directive = re.compile(r"^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
+_re_attrs_after_link = re.compile(r"(\]\([^)\s]*\))\{[^}\n]*\}")
+_re_md_link = re.compile(r"\]\(([^)\s]+)\)")
+_re_callout = re.compile(r"^:::+\s*\{\s*\.callout-(\w+)[^}]*\}\s*$")
+_re_fence_div = re.compile(r"^:::+.*$")
+_re_source_link = re.compile(r"^\[source\]\([^)]*\)\s*$", flags=re.M)
+
+
+def _src(cell: dict) -> str:
+    s = cell.get("source", "")
+    return "".join(s) if isinstance(s, list) else s
+
+
+def split_directives(source: str) -> tuple[dict[str, str], str]:
+    "Split leading `#| key: value` lines (Quarto/nbdev directives) from the code below them"
+    dirs, lines = {}, source.splitlines()
+    i = 0
+    while i < len(lines):
+        m = _re_directive.match(lines[i])
+        if not m:
+            break
+        dirs[m.group(1)] = m.group(2).strip("'\"")
+        i += 1
+    return dirs, "\n".join(lines[i:]).strip("\n")
+
+
+def quarto_to_markdown(md: str) -> str:
+    "Turn the Quarto-only markup nbdev emits into plain markdown: link attributes, callouts, fenced divs"
+    md = _re_attrs_after_link.sub(r"\1", md)
+    md = _re_source_link.sub("", md)  # show_doc's GitHub source link: no repository URL offline
+    out, quote = [], 0
+    for line in md.splitlines():
+        m = _re_callout.match(line.strip())
+        if m:
+            quote += 1
+            out.append(f"> **{m.group(1).capitalize()}**")
+            out.append(">")
+        elif _re_fence_div.match(line.strip()):
+            quote = max(0, quote - 1) if line.strip().strip(":") == "" else quote
+        else:
+            out.append(("> " * quote + line) if quote else line)
+    return "\n".join(out)
+
+
+class LinkMap:
+    "Points nbdev's hosted-doc links (`{doc_host}{doc_baseurl}/page.html#anchor`) at pages of this site"
+
+    def __init__(
+        self,
+        prefixes: list[str],  # URL prefixes that mean "our own docs site"
+        anchors: dict[tuple[str, str], str],  # (page, nbdev anchor) -> fully qualified symbol
+        shown: dict[str, set[str]],  # page -> symbols that have a show_doc entry on that page
+        api_page: dict[str, str],  # module (dotted) -> API page stem
+    ):
+        self.prefixes = sorted({p.rstrip("/") + "/" for p in prefixes if p}, key=len, reverse=True)
+        self.anchors, self.shown, self.api_page = anchors, shown, api_page
+
+    def target(self, url: str, depth: int = 0) -> str:
+        "Local URL for `url` seen from a page `depth` folders deep (unchanged if it is not one of ours)"
+        rel = next((url[len(p) :] for p in self.prefixes if url.startswith(p)), None)
+        if rel is None:
+            return url
+        page, _, anchor = rel.partition("#")
+        page = page.removesuffix(".html")
+        up = "../" * depth
+        sym = self.anchors.get((page, anchor))
+        if sym is None:
+            return f"{up}{page}.html" + (f"#{anchor}" if anchor else "")
+        if sym in self.shown.get(page, set()):
+            return f"{up}{page}.html#{sym}"
+        mod = sym_module(sym, self.api_page)
+        return f"{up}{API_DIR}/{self.api_page[mod]}.html#{sym}" if mod else f"{up}{page}.html"
+
+    def __call__(self, md: str, depth: int = 0) -> str:
+        return _re_md_link.sub(lambda m: f"]({self.target(m.group(1), depth)})", md)
+
+
+def sym_module(sym: str, modules) -> str | None:
+    "The longest module name in `modules` that prefixes the dotted symbol `sym`"
+    parts = sym.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[:k]) in modules:
+            return ".".join(parts[:k])
+    return None
+
+
+def _md_cell(text: str) -> dict:
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def _dedupe_outputs(outputs: list[dict]) -> list[dict]:
+    "Drop repeated rich outputs: a figure both auto-displayed by the inline backend and returned"
+    seen, out = set(), []
+    for o in outputs:
+        data = o.get("data") or {}
+        key = next(
+            (json.dumps(data[k]) for k in ("image/png", "image/svg+xml", "image/jpeg") if k in data),
+            None,
+        )
+        if key is not None and key in seen:
+            continue
+        if key is not None:
+            seen.add(key)
+        out.append(o)
+    return out
+
+
+def frontmatter(nb: dict) -> dict:
+    "Title/description from the raw YAML frontmatter cell that nbdev's FrontmatterProc puts first"
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "raw":
+            m = re.match(r"^\s*---\s*\n(.*?)\n---", _src(cell), flags=re.S)
+            if m:
+                return yaml.safe_load(m.group(1)) or {}
+    return {}
+
+
+def clean_notebook(nb: dict, module: str | None, lib: str, links: LinkMap) -> dict:
+    "Plain notebook from nbdev's processed one: only nbformat keys, no Quarto-isms, show_doc as markdown"
+    fm, cells = frontmatter(nb), []
+    if fm.get("title"):
+        head = f"# {fm['title']}"
+        if fm.get("description"):
+            head += f"\n\n> {fm['description']}"
+        cells.append(_md_cell(head))
+    for cell in nb.get("cells", []):
+        kind = cell.get("cell_type")
+        if "source" not in cell or kind not in _STD_KEYS:
+            continue  # removed by nbdev (hidden, exported, or frontmatter already used)
+        src = _src(cell)
+        if kind == "raw" or (kind == "markdown" and src.strip().startswith("<!-- WARNING")):
+            continue
+        if kind == "markdown":
+            cells.append(_keep(cell, kind) | _md_cell(links(quarto_to_markdown(src))))
+            continue
+        dirs, code = split_directives(src)
+        if dirs.get("include") == "false":
+            continue
+        outputs = [] if dirs.get("output") == "false" else _dedupe_outputs(cell.get("outputs", []))
+        mds = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in (o.get("data") or {})]
+        if dirs.get("echo") == "false" and dirs.get("output") == "asis" and mds:
+            text = "\n\n".join("".join(m) if isinstance(m, list) else m for m in mds)
+            cells.append(_md_cell(_anchor_show_doc(links(quarto_to_markdown(text)), module, lib)))
+            continue
+        new = _keep(cell, kind) | {"source": code, "outputs": outputs, "execution_count": None}
+        meta = {k: v for k, v in cell.get("metadata", {}).items() if k in ("tags",)}
+        if dirs.get("echo") == "false":
+            meta["tags"] = [*meta.get("tags", []), "hide-input"]
+        new["metadata"] = meta
+        if code or outputs:
+            cells.append(new)
+    meta = {k: v for k, v in nb.get("metadata", {}).items() if k in ("kernelspec", "language_info")}
+    return {"cells": cells, "metadata": meta, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _keep(cell: dict, kind: str) -> dict:
+    "Only the nbformat keys of `cell` (drops nbdev's `has_sd` and friends)"
+    out = {k: v for k, v in cell.items() if k in _STD_KEYS[kind]}
+    out["metadata"] = {}
+    return out
+
+
+_re_sd_heading = re.compile(r"^(#{1,6})\s+(\S+)\s*$", flags=re.M)
+
+
+def _anchor_show_doc(md: str, module: str | None, lib: str) -> str:
+    "Give a show_doc entry an id equal to its fully qualified name (what API links point at)"
+    m = _re_sd_heading.search(md)
+    if not (m and module):
+        return md
+    sym = f"{lib}.{module}.{m.group(2).strip('`')}"
+    return md[: m.start()] + f'<a id="{sym}"></a>\n\n' + md[m.start() :]
+
+
+def shown_symbols(nb: dict, module: str | None, lib: str) -> set[str]:
+    "Fully qualified symbols given a show_doc entry in a processed notebook"
+    if not module:
+        return set()
+    names = set()
+    for cell in nb.get("cells", []):
+        src = _src(cell)
+        if cell.get("cell_type") == "code" and "show_doc(" in src:
+            names |= set(re.findall(r"^\s*show_doc\(\s*([\w.]+)", src, flags=re.M))
+    return {f"{lib}.{module}.{n}" for n in names}
+
+
+# ---------------------------------------------------------------- API reference
+
+
+def load_modidx(lib_path: Path) -> dict:
+    "The library's nbdev index `_modidx.d` ({} when the library has not been exported yet)"
+    p = lib_path / "_modidx.py"
+    return runpy.run_path(str(p))["d"] if p.exists() else {"settings": {}, "syms": {}}
+
+
+def exported_symbols(modidx: dict, lib: str) -> dict[str, list[str]]:
+    "Module -> fully qualified exported symbols: every `_modidx` entry, then `__all__` names it lacks"
+    out: dict[str, list[str]] = {}
+    for mod, syms in modidx.get("syms", {}).items():
+        if not mod.startswith(lib + "."):
+            continue
+        names = list(syms)
+        for n in getattr(importlib.import_module(mod), "__all__", []):
+            if f"{mod}.{n}" not in syms:
+                names.append(f"{mod}.{n}")
+        out[mod] = names
+    return out
+
+
+def resolve(sym: str, mod: str):
+    "The object named by the fully qualified `sym` inside module `mod`"
+    obj = importlib.import_module(mod)
+    for part in sym[len(mod) + 1 :].split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _md_escape(s: str) -> str:
+    "Escape underscores so that markdown does not read `__init__` in an attribute list as bold"
+    return s.replace("_", r"\_")
+
+
+def symbol_markdown(sym: str, mod: str, lesson: str | None, shown: bool) -> str:
+    "API entry: heading with the symbol as id, signature with docments, docstring, link to the lesson"
+    from fastcore.docments import MarkdownRenderer
+
+    short = sym[len(mod) + 1 :]
+    level = "###" if "." in short else "##"
+    out = [f"{level} `{short}` {{ #{_md_escape(sym)} }}", ""]
+    obj = resolve(sym, mod)
+    if callable(obj):
+        md = MarkdownRenderer(obj, name=short)._repr_markdown_()
+        if inspect.isclass(obj):  # fastcore shows a class's constructor as `def Name(...)`
+            md = md.replace("```python\ndef ", "```python\nclass ", 1)
+        out.append(md)
+    else:
+        r = repr(obj)
+        out.append(f"```python\n{short}: {type(obj).__name__} = {r if len(r) < 200 else r[:200] + '...'}\n```")
+    if lesson:
+        anchor = f"#{sym}" if shown else ""
+        out += ["", f'<span class="api-link">Defined in [the lesson]({lesson}{anchor}).</span>']
+    return "\n".join(out) + "\n"
+
+
+def api_pages(
+    symbols: dict[str, list[str]],  # module -> fully qualified symbols
+    lessons: dict[str, tuple[str, str]],  # module -> (notebook page file, nav title)
+    shown: set[str],  # symbols with a show_doc entry on their lesson page
+) -> dict[str, str]:
+    "Markdown text of the API reference: one page per module plus an index, keyed by file name"
+    pages, rows = {}, []
+    for mod, syms in symbols.items():
+        stem = mod.split(".", 1)[-1]
+        nbfile, title = lessons.get(mod, (None, None))
+        lesson = f"../{nbfile}" if nbfile else None
+        doc = (inspect.getdoc(importlib.import_module(mod)) or "").strip().splitlines()
+        head = [f"# `{mod}`", ""]
+        if doc:
+            head += [doc[0], ""]
+        if lesson:
+            head += [f"Lesson: [{title}]({lesson}).", ""]
+        body = [symbol_markdown(s, mod, lesson, s in shown) for s in syms]
+        pages[f"{stem}.md"] = "\n".join(head + body)
+        names = ", ".join(f"[`{s[len(mod) + 1 :]}`]({stem}.md#{s})" for s in syms if "." not in s[len(mod) + 1 :])
+        rows.append(f"| [`{mod}`]({stem}.md) | {names} |")
+    index = ["# API reference", "", "Every exported symbol of the library, module by module.", ""]
+    index += ["| module | symbols |", "|---|---|", *rows] if rows else ["No module exported yet."]
+    pages["index.md"] = "\n".join(index) + "\n"
+    return pages
+
+
+# ---------------------------------------------------------------- mkdocs
+
+
+def mathjax_dir() -> Path | None:
+    "Local MathJax 2 shipped by the `jupyter-server-mathjax` package, if installed"
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    p = Path(jupyter_server_mathjax.__file__).parent / "static"
+    return p if (p / "MathJax.js").exists() else None
+
+
+def mkdocs_config(title: str, description: str, nav: list, mathjax_url: str | None) -> dict:
+    "mkdocs.yml contents: material theme without web fonts, offline search, notebooks rendered as stored"
+    jupyter = {
+        "include": ["*.ipynb"],
+        "execute": False,
+        "include_source": False,
+        "no_prompt": True,
+        "cache": False,
+        "allow_errors": True,
+        "toc_depth": 3,
+        "remove_tag_config": {"remove_input_tags": ["hide-input"]},
+    }
+    if mathjax_url:
+        jupyter["custom_mathjax_url"] = mathjax_url
+    return {
+        "site_name": title,
+        "site_description": description,
+        "docs_dir": "docs",
+        "use_directory_urls": False,  # plain page.html files: works from file:// and matches nbdev's URLs
+        "strict": True,
+        "theme": {
+            "name": "material",
+            "font": False,  # no Google fonts: the site must work offline
+            "features": ["navigation.sections", "navigation.top", "search.highlight", "toc.follow"],
+            "palette": {"primary": "indigo", "accent": "indigo"},
+        },
+        "plugins": [{"search": {"lang": "en"}}, {"mkdocs-jupyter": jupyter}],
+        "markdown_extensions": [
+            "attr_list",
+            "admonition",
+            "tables",
+            {"toc": {"permalink": True}},
+            {"pymdownx.highlight": {"use_pygments": True}},
+            "pymdownx.superfences",
+        ],
+        "extra_css": ["assets/extra.css"],
+        "extra": {"generator": False},
+        "nav": nav,
+    }
+
+
+def nav_title(nb: Path, fm: dict) -> str:
+    "Navigation label of a notebook: number prefix and its title, e.g. `04 · Lennard-Jones MD`"
+    prefix = re.match(r"^(\d+[a-zA-Z]*)", nb.name).group(1)
+    return f"{prefix} · {fm.get('title') or nb.stem}"
+
+
+def build_nav(nbs: list[Path], titles: dict[Path, str], api: dict[str, str]) -> list:
+    "Home, then the notebooks grouped by roadmap stage in number order, then the API reference"
+    nav: list = [{"Home": "index.ipynb"}]
+    groups: dict[str, list] = {}
+    for nb in nbs:
+        groups.setdefault(stage_of(nb), []).append({titles[nb]: f"{page_name(nb)}.ipynb"})
+    order = [t for _, t in STAGES] + [OTHER_STAGE]
+    nav += [{t: groups[t]} for t in order if t in groups]
+    api_nav = [{"Overview": f"{API_DIR}/index.md"}]
+    api_nav += [{k[:-3]: f"{API_DIR}/{k}"} for k in api if k != "index.md"]
+    nav.append({"API reference": api_nav})
+    return nav
+
+
+def external_refs(site: Path) -> list[str]:
+    "Resources the built pages would fetch from the internet (scripts, styles, fonts): should be none"
+    pat = re.compile(r"""<(?:script|link|img)\b[^>]*?(?:src|href)=["'](?:https?:)?//[^"']+""", re.I)
+    css = re.compile(r"""url\(\s*["']?(?:https?:)?//|@import\s+url\(|fonts\.googleapis""", re.I)
+    hits = []
+    for f in site.rglob("*.html"):
+        hits += [f"{f.relative_to(site)}: {m.group(0)[:120]}" for m in pat.finditer(f.read_text(errors="ignore"))]
+    for f in site.rglob("*.css"):
+        hits += [f"{f.relative_to(site)}: {m.group(0)}" for m in css.finditer(f.read_text(errors="ignore"))]
+    return hits
+
+
+# ---------------------------------------------------------------- main
+
+
+def build(out: Path, root: Path = ROOT, jobs: int | None = None, keep: Path | None = None) -> Path:
+    "Build the site into `out` (replaced); returns `out`. Raises with the notebook's name on failure"
+    from nbdev.config import get_config
+
+    t0 = time.perf_counter()
+    root = root.resolve()
+    cfg = get_config(path=root)
+    lib_path = Path(cfg.lib_path)
+    lib = lib_path.name
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    nbs_dir = Path(cfg.nbs_path)
+    nbs = notebook_paths(nbs_dir)
+    index = nbs_dir / "index.ipynb"
+    if not index.exists():
+        raise FileNotFoundError(f"docs: {index} (the home page) is missing")
+    pages = {nb: page_name(nb) for nb in nbs}
+    dup = {p for p in pages.values() if list(pages.values()).count(p) > 1 or p == "index"}
+    if dup:
+        raise ValueError(f"docs: notebooks map to the same page name(s) {sorted(dup)}: rename them")
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    jobs = jobs or min(4, os.cpu_count() or 1)
+    raw = {nb: json.loads(nb.read_text()) for nb in [*nbs, index]}
+    processed = process_notebooks([*nbs, index], root, jobs)
+    t1 = time.perf_counter()
+
+    modules = {nb: default_exp(raw[nb]) for nb in raw}
+    modidx = load_modidx(lib_path)
+    symbols = exported_symbols(modidx, lib)
+    api_page = {mod: mod.split(".", 1)[-1] for mod in symbols}
+    shown_by_page = {
+        (pages.get(nb, "index")): shown_symbols(processed[nb], modules[nb], lib) for nb in raw
+    }
+    anchors = {}
+    for syms in modidx.get("syms", {}).values():
+        for sym, v in syms.items():
+            url = v[0] if isinstance(v, (tuple, list)) else v
+            page, _, anchor = url.partition("#")
+            anchors[(page.removesuffix(".html"), anchor)] = sym
+    st = modidx.get("settings", {})
+    prefixes = [f"{st.get('doc_host', '')}{st.get('doc_baseurl', '')}", f"{cfg.get('doc_host') or ''}{cfg.get('doc_baseurl') or ''}"]
+    links = LinkMap(prefixes, anchors, shown_by_page, api_page)
+
+    tmp = Path(tempfile.mkdtemp(prefix="mlp-docs-"))
+    try:
+        docs = tmp / "docs"
+        (docs / API_DIR).mkdir(parents=True)
+        (docs / "assets").mkdir()
+        titles = {}
+        for nb in [*nbs, index]:
+            name = pages.get(nb, "index")
+            clean = clean_notebook(processed[nb], modules[nb], lib, links)
+            (docs / f"{name}.ipynb").write_text(json.dumps(clean, indent=1, ensure_ascii=False))
+            titles[nb] = nav_title(nb, frontmatter(processed[nb])) if nb != index else "Home"
+        lessons = {
+            f"{lib}.{modules[nb]}": (f"{pages[nb]}.ipynb", titles[nb]) for nb in nbs if modules[nb]
+        }
+        shown = set().union(*shown_by_page.values()) if shown_by_page else set()
+        api = api_pages(symbols, lessons, shown)
+        for fname, text in api.items():
+            (docs / API_DIR / fname).write_text(text)
+        (docs / "assets" / "extra.css").write_text(EXTRA_CSS)
+        mj = mathjax_dir()
+        mj_url = None
+        if mj:
+            shutil.copytree(mj, docs / "assets" / "mathjax")
+            (docs / "assets" / "mathjax" / "config" / "local").mkdir(exist_ok=True)
+            (docs / "assets" / "mathjax" / "config" / "local" / "offline.js").write_text(MATHJAX_LOCAL)
+            mj_url = f"assets/mathjax/MathJax.js?config={MATHJAX_CONFIG}"
+        else:
+            print("docs: jupyter-server-mathjax not installed; equations load MathJax from its CDN")
+        conf = mkdocs_config(cfg.title, cfg.get("description", ""), build_nav(nbs, titles, api), mj_url)
+        (tmp / "mkdocs.yml").write_text(yaml.safe_dump(conf, sort_keys=False, allow_unicode=True))
+        site = tmp / "site"
+        cmd = [sys.executable, "-c", MKDOCS_RUN, "build", "-q", "-f", str(tmp / "mkdocs.yml"), "-d", str(site)]
+        env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}
+        res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
+        if res.returncode != 0:
+            raise RuntimeError(f"docs: mkdocs build failed:\n{res.stdout}\n{res.stderr}")
+        ext = external_refs(site)
+        if ext:
+            raise RuntimeError("docs: pages reference online resources:\n" + "\n".join(ext[:20]))
+        out = Path(out).resolve()
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(site, out)
+        if keep:
+            shutil.copytree(docs, keep, dirs_exist_ok=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    t2 = time.perf_counter()
+    n_syms = sum(map(len, symbols.values()))
+    print(
+        f"docs: {len(nbs)} notebooks + index, {len(symbols)} API modules ({n_syms} symbols) -> {out} "
+        f"in {t2 - t0:.1f} s (nbdev processing {t1 - t0:.1f} s)"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="_site", help="output folder (replaced)")
+    ap.add_argument("--root", default=str(ROOT), help="project root (holds pyproject.toml)")
+    ap.add_argument("--jobs", type=int, default=None, help="parallel notebook processes")
+    ap.add_argument("--keep", default=None, help="also copy the staged mkdocs sources here (debugging)")
+    a = ap.parse_args(argv)
+    try:
+        build(Path(a.out), Path(a.root), a.jobs, Path(a.keep) if a.keep else None)
+    except (RuntimeError, ValueError, FileNotFoundError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
