@@ -55,9 +55,10 @@ def dimer(
     r: float,  # interatomic distance (Å)
 ) -> Atoms:  # molecule (no cell, no pbc) with the second atom at (0, 0, r)
     "Two atoms on the z axis at distance `r`"
-    atoms = Atoms(symbols, positions=[[0.0, 0.0, 0.0], [0.0, 0.0, float(r)]])
+    atoms = Atoms(symbols)
     if len(atoms) != 2:
         raise ValueError(f"a dimer needs exactly two atoms, got {len(atoms)} from {symbols!r}")
+    atoms.positions[1, 2] = float(r)
     return atoms
 
 
@@ -142,10 +143,10 @@ def plot_curves(
     ax=None,  # matplotlib Axes to draw on, None for a new 4x3 inch figure
 ):  # the matplotlib Figure
     "Plot several energy curves on one axis"
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(4, 3))
+        ax = Figure(figsize=(4, 3), layout="tight").add_subplot()
     for label, (x, y) in curves.items():
         ax.plot(x, y, "o-" if len(x) <= 15 else "-", ms=3, label=label)
     ax.set(xlabel=xlabel, ylabel=ylabel)
@@ -183,7 +184,7 @@ def bond_scan(
         calc, [stretch_bond(atoms, i, j, r) for r in _check_distances(distances)]
     )
 
-# %% ../nbs/02_pes.ipynb #d6ca27006b894b04b6fc8b79396e2797
+# %% ../nbs/02_pes.ipynb #f61877af4e7f4313ad8234302950b331
 def pes_grid(
     calc: Calculator,  # any ASE calculator
     make_atoms: Callable[[float, float], Atoms],  # builds the structure at grid point (x, y)
@@ -204,13 +205,14 @@ def plot_pes_2d(
     energies: np.ndarray,  # energies (eV), shape (nx, ny)
     xlabel: str = "x",  # x-axis label
     ylabel: str = "y",  # y-axis label
-    levels: int = 20,  # number of contour levels
+    levels: int = 15,  # number of contour levels
 ):  # the matplotlib Figure
     "Filled contour plot of a 2D PES slice, minimum marked, energies relative to the minimum"
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     e = np.asarray(energies) - np.min(energies)
-    fig, ax = plt.subplots(figsize=(4, 3))
+    fig = Figure(figsize=(4, 3), layout="tight")
+    ax = fig.add_subplot()
     cs = ax.contourf(xs, ys, e.T, levels=levels, cmap="viridis")
     k = np.unravel_index(np.argmin(e), e.shape)
     ax.plot(xs[k[0]], ys[k[1]], "w*", ms=8)
@@ -218,7 +220,7 @@ def plot_pes_2d(
     fig.colorbar(cs, ax=ax, label="E - E_min (eV)")
     return fig
 
-# %% ../nbs/02_pes.ipynb #81ff116bae5b45f6b6dae177083008cf
+# %% ../nbs/02_pes.ipynb #15abde8c5d2e435093904b13db685a53
 def time_calculator(
     calc: Calculator,  # any ASE calculator
     atoms: Atoms,  # structure to evaluate (copied)
@@ -240,7 +242,7 @@ def time_calculator(
         times.append(time.perf_counter() - t0)
     return min(times)
 
-# %% ../nbs/02_pes.ipynb #5e20a2a0e21149b5b06860e930401eb5
+# %% ../nbs/02_pes.ipynb #5734001bcbac423990a4356310d8df13
 class CostRow(NamedTuple):
     "Measured cost and accuracy of one calculator on one structure"
 
