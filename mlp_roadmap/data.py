@@ -26,6 +26,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
+from torch import Tensor
 
 from .neighbors import Batch, atoms_to_batch, neighbor_list
 
@@ -692,10 +693,10 @@ def guess_format(
 
 
 def _read_db(path: Path, index) -> list[Atoms]:
-    import ase.db
+    from ase.db import connect
 
     out = []
-    with ase.db.connect(path) as db:
+    with connect(path) as db:
         for row in db.select():
             at = row.toatoms()
             res = getattr(at.calc, "results", {}) or {}
@@ -825,9 +826,9 @@ def write_dataset(
     if fmt in ("deepmd", "deepmd/npy"):
         write_deepmd(atoms_list, path)
     elif fmt == "db":
-        import ase.db
+        from ase.db import connect
 
-        with ase.db.connect(path, append=False) as db:
+        with connect(path, append=False) as db:
             for at in atoms_list:
                 kv = {k: v for k, v in at.info.items() if isinstance(v, (str, int, float))}
                 db.write(at, key_value_pairs=kv)
@@ -859,8 +860,8 @@ def _md_over(structures, temps, n, calc, seed, config_type, timestep_fs=5.0, int
     out = []
     for k, ((s, T), m) in enumerate(zip(pairs, _split_counts(n, [1] * len(pairs)))):
         if m:
-            out += sample_md(s, calc, (T,), m, interval, seed=seed * 1000 + k,
-                             timestep_fs=timestep_fs, config_type=config_type)  # fmt: skip
+            out += sample_md(s, calc, (T,), m, interval, seed=seed * 1000 + k, timestep_fs=timestep_fs,
+                             n_equilibrate=2 * interval, config_type=config_type)  # fmt: skip
     return out
 
 

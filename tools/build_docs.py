@@ -157,6 +157,7 @@ _STD_KEYS = {
 _re_directive = re.compile(r"^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
 _re_attrs_after_link = re.compile(r"(\]\([^)\s]*\))\{[^}\n]*\}")
 _re_md_link = re.compile(r"\]\(([^)\s]+)\)")
+_re_nb_link = re.compile(r"^(?:\./)?([\w.-]+\.ipynb)(#[^)\s]*)?$")
 _re_callout = re.compile(r"^:::+\s*\{\s*\.callout-(\w+)[^}]*\}\s*$")
 _re_fence_div = re.compile(r"^:::+.*$")
 _re_source_link = re.compile(r"^\[source\]\([^)]*\)\s*$", flags=re.M)
@@ -207,18 +208,26 @@ class LinkMap:
         anchors: dict[tuple[str, str], str],  # (page, nbdev anchor) -> fully qualified symbol
         shown: dict[str, set[str]],  # page -> symbols that have a show_doc entry on that page
         api_page: dict[str, str],  # module (dotted) -> API page stem
+        notebooks: dict[str, str] | None = None,  # notebook file name -> page stem
     ):
         self.prefixes = sorted({p.rstrip("/") + "/" for p in prefixes if p}, key=len, reverse=True)
         self.anchors, self.shown, self.api_page = anchors, shown, api_page
+        self.notebooks, self.missing = notebooks or {}, set()
 
     def target(self, url: str, depth: int = 0) -> str:
         "Local URL for `url` seen from a page `depth` folders deep (unchanged if it is not one of ours)"
+        up = "../" * depth
+        m = _re_nb_link.match(url)
+        if m:  # a link between notebooks, as written in Jupyter: `04_lj_md.ipynb#section`
+            if m.group(1) not in self.notebooks:
+                self.missing.add(m.group(1))
+                return url
+            return f"{up}{self.notebooks[m.group(1)]}.html{m.group(2) or ''}"
         rel = next((url[len(p) :] for p in self.prefixes if url.startswith(p)), None)
         if rel is None:
             return url
         page, _, anchor = rel.partition("#")
         page = page.removesuffix(".html")
-        up = "../" * depth
         sym = self.anchors.get((page, anchor))
         if sym is None:
             return f"{up}{page}.html" + (f"#{anchor}" if anchor else "")
@@ -250,7 +259,11 @@ def _dedupe_outputs(outputs: list[dict]) -> list[dict]:
     for o in outputs:
         data = o.get("data") or {}
         key = next(
-            (json.dumps(data[k]) for k in ("image/png", "image/svg+xml", "image/jpeg") if k in data),
+            (
+                json.dumps(data[k])
+                for k in ("image/png", "image/svg+xml", "image/jpeg")
+                if k in data
+            ),
             None,
         )
         if key is not None and key in seen:
@@ -293,7 +306,9 @@ def clean_notebook(nb: dict, module: str | None, lib: str, links: LinkMap) -> di
         if dirs.get("include") == "false":
             continue
         outputs = [] if dirs.get("output") == "false" else _dedupe_outputs(cell.get("outputs", []))
-        mds = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in (o.get("data") or {})]
+        mds = [
+            o["data"]["text/markdown"] for o in outputs if "text/markdown" in (o.get("data") or {})
+        ]
         if dirs.get("echo") == "false" and dirs.get("output") == "asis" and mds:
             text = "\n\n".join("".join(m) if isinstance(m, list) else m for m in mds)
             cells.append(_md_cell(_anchor_show_doc(links(quarto_to_markdown(text)), module, lib)))
@@ -350,16 +365,18 @@ def load_modidx(lib_path: Path) -> dict:
 
 
 def exported_symbols(modidx: dict, lib: str) -> dict[str, list[str]]:
-    "Module -> fully qualified exported symbols: every `_modidx` entry, then `__all__` names it lacks"
+    "Module -> fully qualified exported symbols in source (`__all__`) order, each class followed by its methods"
     out: dict[str, list[str]] = {}
     for mod, syms in modidx.get("syms", {}).items():
         if not mod.startswith(lib + "."):
             continue
-        names = list(syms)
+        names: list[str] = []
         for n in getattr(importlib.import_module(mod), "__all__", []):
-            if f"{mod}.{n}" not in syms:
-                names.append(f"{mod}.{n}")
-        out[mod] = names
+            names += [f"{mod}.{n}"] + [s for s in syms if s.startswith(f"{mod}.{n}.")]
+        names += [
+            s for s in syms if s not in names
+        ]  # e.g. methods patched onto other modules' classes
+        out[mod] = list(dict.fromkeys(names))
     return out
 
 
@@ -385,13 +402,18 @@ def symbol_markdown(sym: str, mod: str, lesson: str | None, shown: bool) -> str:
     out = [f"{level} `{short}` {{ #{_md_escape(sym)} }}", ""]
     obj = resolve(sym, mod)
     if callable(obj):
-        md = MarkdownRenderer(obj, name=short)._repr_markdown_()
+        r = MarkdownRenderer(obj, name=short)
+        if "." in short and inspect.isroutine(obj) and not getattr(obj, "__doc__", None):
+            r.docs = None  # a method without its own docstring: don't show the one it inherits (nn.Module's)
+        md = r._repr_markdown_()
         if inspect.isclass(obj):  # fastcore shows a class's constructor as `def Name(...)`
             md = md.replace("```python\ndef ", "```python\nclass ", 1)
         out.append(md)
     else:
         r = repr(obj)
-        out.append(f"```python\n{short}: {type(obj).__name__} = {r if len(r) < 200 else r[:200] + '...'}\n```")
+        out.append(
+            f"```python\n{short}: {type(obj).__name__} = {r if len(r) < 200 else r[:200] + '...'}\n```"
+        )
     if lesson:
         anchor = f"#{sym}" if shown else ""
         out += ["", f'<span class="api-link">Defined in [the lesson]({lesson}{anchor}).</span>']
@@ -417,7 +439,9 @@ def api_pages(
             head += [f"Lesson: [{title}]({lesson}).", ""]
         body = [symbol_markdown(s, mod, lesson, s in shown) for s in syms]
         pages[f"{stem}.md"] = "\n".join(head + body)
-        names = ", ".join(f"[`{s[len(mod) + 1 :]}`]({stem}.md#{s})" for s in syms if "." not in s[len(mod) + 1 :])
+        names = ", ".join(
+            f"[`{s[len(mod) + 1 :]}`]({stem}.md#{s})" for s in syms if "." not in s[len(mod) + 1 :]
+        )
         rows.append(f"| [`{mod}`]({stem}.md) | {names} |")
     index = ["# API reference", "", "Every exported symbol of the library, module by module.", ""]
     index += ["| module | symbols |", "|---|---|", *rows] if rows else ["No module exported yet."]
@@ -448,6 +472,7 @@ def mkdocs_config(title: str, description: str, nav: list, mathjax_url: str | No
         "cache": False,
         "allow_errors": True,
         "toc_depth": 3,
+        "ignore_h1_titles": True,  # the nav shows "04 · Title" labels, not the notebooks' H1
         "remove_tag_config": {"remove_input_tags": ["hide-input"]},
     }
     if mathjax_url:
@@ -505,9 +530,15 @@ def external_refs(site: Path) -> list[str]:
     css = re.compile(r"""url\(\s*["']?(?:https?:)?//|@import\s+url\(|fonts\.googleapis""", re.I)
     hits = []
     for f in site.rglob("*.html"):
-        hits += [f"{f.relative_to(site)}: {m.group(0)[:120]}" for m in pat.finditer(f.read_text(errors="ignore"))]
+        hits += [
+            f"{f.relative_to(site)}: {m.group(0)[:120]}"
+            for m in pat.finditer(f.read_text(errors="ignore"))
+        ]
     for f in site.rglob("*.css"):
-        hits += [f"{f.relative_to(site)}: {m.group(0)}" for m in css.finditer(f.read_text(errors="ignore"))]
+        hits += [
+            f"{f.relative_to(site)}: {m.group(0)}"
+            for m in css.finditer(f.read_text(errors="ignore"))
+        ]
     return hits
 
 
@@ -558,8 +589,12 @@ def build(out: Path, root: Path = ROOT, jobs: int | None = None, keep: Path | No
             page, _, anchor = url.partition("#")
             anchors[(page.removesuffix(".html"), anchor)] = sym
     st = modidx.get("settings", {})
-    prefixes = [f"{st.get('doc_host', '')}{st.get('doc_baseurl', '')}", f"{cfg.get('doc_host') or ''}{cfg.get('doc_baseurl') or ''}"]
-    links = LinkMap(prefixes, anchors, shown_by_page, api_page)
+    prefixes = [
+        f"{st.get('doc_host', '')}{st.get('doc_baseurl', '')}",
+        f"{cfg.get('doc_host') or ''}{cfg.get('doc_baseurl') or ''}",
+    ]
+    notebooks = {nb.name: page for nb, page in pages.items()} | {"index.ipynb": "index"}
+    links = LinkMap(prefixes, anchors, shown_by_page, api_page, notebooks)
 
     tmp = Path(tempfile.mkdtemp(prefix="mlp-docs-"))
     try:
@@ -572,6 +607,8 @@ def build(out: Path, root: Path = ROOT, jobs: int | None = None, keep: Path | No
             clean = clean_notebook(processed[nb], modules[nb], lib, links)
             (docs / f"{name}.ipynb").write_text(json.dumps(clean, indent=1, ensure_ascii=False))
             titles[nb] = nav_title(nb, frontmatter(processed[nb])) if nb != index else "Home"
+        if links.missing:
+            print(f"docs: warning: links to notebooks that do not exist: {sorted(links.missing)}")
         lessons = {
             f"{lib}.{modules[nb]}": (f"{pages[nb]}.ipynb", titles[nb]) for nb in nbs if modules[nb]
         }
@@ -586,14 +623,28 @@ def build(out: Path, root: Path = ROOT, jobs: int | None = None, keep: Path | No
         if mj:
             shutil.copytree(mj, docs / "assets" / "mathjax")
             (docs / "assets" / "mathjax" / "config" / "local").mkdir(exist_ok=True)
-            (docs / "assets" / "mathjax" / "config" / "local" / "offline.js").write_text(MATHJAX_LOCAL)
+            (docs / "assets" / "mathjax" / "config" / "local" / "offline.js").write_text(
+                MATHJAX_LOCAL
+            )
             mj_url = f"assets/mathjax/MathJax.js?config={MATHJAX_CONFIG}"
         else:
             print("docs: jupyter-server-mathjax not installed; equations load MathJax from its CDN")
-        conf = mkdocs_config(cfg.title, cfg.get("description", ""), build_nav(nbs, titles, api), mj_url)
+        conf = mkdocs_config(
+            cfg.title, cfg.get("description", ""), build_nav(nbs, titles, api), mj_url
+        )
         (tmp / "mkdocs.yml").write_text(yaml.safe_dump(conf, sort_keys=False, allow_unicode=True))
         site = tmp / "site"
-        cmd = [sys.executable, "-c", MKDOCS_RUN, "build", "-q", "-f", str(tmp / "mkdocs.yml"), "-d", str(site)]
+        cmd = [
+            sys.executable,
+            "-c",
+            MKDOCS_RUN,
+            "build",
+            "-q",
+            "-f",
+            str(tmp / "mkdocs.yml"),
+            "-d",
+            str(site),
+        ]
         env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}
         res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
         if res.returncode != 0:
@@ -625,7 +676,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="_site", help="output folder (replaced)")
     ap.add_argument("--root", default=str(ROOT), help="project root (holds pyproject.toml)")
     ap.add_argument("--jobs", type=int, default=None, help="parallel notebook processes")
-    ap.add_argument("--keep", default=None, help="also copy the staged mkdocs sources here (debugging)")
+    ap.add_argument(
+        "--keep", default=None, help="also copy the staged mkdocs sources here (debugging)"
+    )
     a = ap.parse_args(argv)
     try:
         build(Path(a.out), Path(a.root), a.jobs, Path(a.keep) if a.keep else None)
