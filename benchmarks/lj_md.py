@@ -115,7 +115,8 @@ def main():
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}.",
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; load average at the end "
+        f"{os.getloadavg()[0]:.1f} (other jobs share these CPUs: compare the ratio, not absolute rates).",
         "",
         "| atoms | steps | ours (atom-steps/s) | ASE (atom-steps/s) | ours / ASE | max pos. diff (Å) |",
         "|---:|---:|---:|---:|---:|---:|",

@@ -27,7 +27,7 @@ __all__ = ['VOIGT', 'ForceFn', 'Properties', 'full_to_voigt', 'compute_propertie
            'init_state', 'velocity_verlet_step', 'langevin_step', 'MDLog', 'run_md', 'energy_drift', 'rdf',
            'unwrap_positions', 'msd', 'Diffusion', 'diffusion_coefficient', 'plot_energies']
 
-# %% ../nbs/04_lj_md.ipynb #8763a12b2bbd4a93a75aff182afb95dc
+# %% ../nbs/04_lj_md.ipynb #7623eae2785240b9bd12b16a66d81610
 class Properties(NamedTuple):
     "Model outputs for a batch: energies per structure, forces, stress (Voigt) and per-atom energies"
 
@@ -44,7 +44,7 @@ def full_to_voigt(s: Tensor) -> Tensor:  # (...,3,3) -> (...,6)
     "Voigt vector (xx, yy, zz, yz, xz, xy) of symmetric 3x3 tensors"
     return torch.stack([s[..., a, b] for a, b in VOIGT], dim=-1)
 
-# %% ../nbs/04_lj_md.ipynb #7623eae2785240b9bd12b16a66d81610
+# %% ../nbs/04_lj_md.ipynb #7cdc8c89c7104fffa095e18ddfef8986
 def compute_properties(
     model: nn.Module,  # maps (batch, d_ij) -> per-atom energies (N,)
     batch: Batch,  # flat batch with neighbour lists
@@ -81,7 +81,7 @@ def compute_properties(
             s = full_to_voigt(grads[-1] / vol[:, None, None])
     return Properties(energy, f, s, e_atoms)
 
-# %% ../nbs/04_lj_md.ipynb #b118ea5561624da68c537baed56e602f
+# %% ../nbs/04_lj_md.ipynb #938c804e27f84196a10c8828c723f798
 def smooth_cutoff(
     r2: Tensor,  # squared distances (Å^2)
     rc: float,  # cutoff radius (Å), f = 0 beyond
@@ -93,7 +93,7 @@ def smooth_cutoff(
     one, zero = torch.ones_like(r2), torch.zeros_like(r2)
     return torch.where(r2 < ro2, one, torch.where(r2 < rc2, poly, zero))
 
-# %% ../nbs/04_lj_md.ipynb #938c804e27f84196a10c8828c723f798
+# %% ../nbs/04_lj_md.ipynb #504fb2a444614c0babb325280ed9130a
 class LennardJones(nn.Module):
     "Lennard-Jones pair potential as a per-atom energy module (ASE's parameters, shift and smooth cutoff)"
 
@@ -154,7 +154,7 @@ class LennardJones(nn.Module):
         )
         return f"epsilon={self.epsilon}, sigma={self.sigma}, cutoff={self.cutoff}, {mode}"
 
-# %% ../nbs/04_lj_md.ipynb #379cbbc1e968416e875cc15c1202d7eb
+# %% ../nbs/04_lj_md.ipynb #277c27b1587741f2af2001be3712ef0d
 def kinetic_energy(
     momenta: Tensor,  # (N,3) momenta (amu Å / ASE time)
     masses: Tensor,  # (N,) masses (amu)
@@ -172,7 +172,7 @@ def temperature(
     dof = 3 * len(masses) if dof is None else dof
     return 2 * kinetic_energy(momenta, masses) / (dof * units.kB)
 
-# %% ../nbs/04_lj_md.ipynb #277c27b1587741f2af2001be3712ef0d
+# %% ../nbs/04_lj_md.ipynb #db7b79bc585a40fcaf58bf750017e135
 def _check_temperature(temperature_K: float) -> float:
     if temperature_K is None or not math.isfinite(temperature_K) or temperature_K < 0:
         raise ValueError(f"temperature_K must be a finite number >= 0, got {temperature_K}")
@@ -200,7 +200,7 @@ def maxwell_boltzmann(
         p = p - masses[:, None] * (p.sum(0) / masses.sum())
     return p
 
-# %% ../nbs/04_lj_md.ipynb #33b0902fd34d4ace834912fa1002cf8e
+# %% ../nbs/04_lj_md.ipynb #f6fa52606d8c4a75a9b52967216f8f3f
 ForceFn = Callable[[Tensor], tuple[Tensor, Tensor]]  # positions (N,3) -> (energy (), forces (N,3))
 
 
@@ -261,7 +261,7 @@ def force_function(
 
     return fn
 
-# %% ../nbs/04_lj_md.ipynb #28d3efd5258a48a79c179ea5c6759f01
+# %% ../nbs/04_lj_md.ipynb #3f9bc0b9dd2c44919cc8dcca39b469f8
 class MDState(NamedTuple):
     "Phase-space point with the energy and forces at its positions (ASE units)"
 
@@ -307,7 +307,7 @@ def velocity_verlet_step(
     energy, forces = force_fn(r)
     return MDState(r, p + 0.5 * dt * forces, state.masses, energy, forces)
 
-# %% ../nbs/04_lj_md.ipynb #a50416e276a0479cbe66534ed1713a40
+# %% ../nbs/04_lj_md.ipynb #46a27a456b804aa2a380d5edf15a5daf
 def _check_friction(friction: float) -> float:
     if not math.isfinite(friction) or friction < 0:
         raise ValueError(f"friction must be a finite number >= 0 (1/fs), got {friction}")
@@ -334,7 +334,7 @@ def langevin_step(
     energy, forces = force_fn(r)
     return MDState(r, p + 0.5 * dt * forces, state.masses, energy, forces)
 
-# %% ../nbs/04_lj_md.ipynb #1944c39560714e6e80c856f20744a8e5
+# %% ../nbs/04_lj_md.ipynb #d6ca27006b894b04b6fc8b79396e2797
 class MDLog(NamedTuple):
     "Time series logged by `run_md` (NumPy arrays, ASE units)"
 
@@ -364,7 +364,7 @@ def _frame(atoms: Atoms, s: MDState) -> Atoms:
     out.calc = SinglePointCalculator(out, energy=float(s.energy), forces=s.forces.cpu().numpy())
     return out
 
-# %% ../nbs/04_lj_md.ipynb #d6ca27006b894b04b6fc8b79396e2797
+# %% ../nbs/04_lj_md.ipynb #f61877af4e7f4313ad8234302950b331
 def run_md(
     model: nn.Module,  # potential module with a `cutoff` attribute
     atoms: Atoms,  # start: positions, momenta (get_momenta) and masses; updated in place at the end
@@ -426,7 +426,7 @@ def run_md(
     cols = np.array(rows).T
     return MDLog(*cols, positions=np.stack(frames))
 
-# %% ../nbs/04_lj_md.ipynb #84d5ab97d17b4c38ab41a2b065bbd0c0
+# %% ../nbs/04_lj_md.ipynb #35ffc1ce1c7b4df9ace1bc936b8b1dc2
 def energy_drift(
     times_fs: np.ndarray | Tensor,  # (F,) times (fs)
     etot: np.ndarray | Tensor,  # (F,) total energies (eV)
@@ -441,7 +441,7 @@ def energy_drift(
     slope = np.polyfit(t, e, 1)[0]  # eV/fs
     return float(slope * 1e3 * 1e3 / n_atoms)
 
-# %% ../nbs/04_lj_md.ipynb #76127f4a2f6a44fba749ea7800e59d51
+# %% ../nbs/04_lj_md.ipynb #903197826d2e44dfa0208e8f97c69327
 def rdf(
     positions: np.ndarray | Tensor,  # (N,3) or (F,N,3) positions (Å), wrapped or not
     cell: np.ndarray | Tensor,  # (3,3) periodic cell (Å)
@@ -470,7 +470,7 @@ def rdf(
     shell = 4 / 3 * math.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
     return 0.5 * (edges[1:] + edges[:-1]), hist / (len(pos) * n * (n - 1) / vol * shell)
 
-# %% ../nbs/04_lj_md.ipynb #015066fb96f841e5be1e03a9eaadc3b6
+# %% ../nbs/04_lj_md.ipynb #81ff116bae5b45f6b6dae177083008cf
 def unwrap_positions(
     positions: np.ndarray | Tensor,  # (F,N,3) wrapped positions (Å)
     cell: np.ndarray | Tensor,  # (3,3) periodic cell (Å)
@@ -503,7 +503,7 @@ def msd(
         out.append(((pos[k:] - pos[:-k]) ** 2).sum(-1).mean())
     return torch.stack(out)
 
-# %% ../nbs/04_lj_md.ipynb #81ff116bae5b45f6b6dae177083008cf
+# %% ../nbs/04_lj_md.ipynb #9075f00cfa8d463f84130041b1e44ca7
 class Diffusion(NamedTuple):
     "Self-diffusion coefficient in two units"
 
@@ -530,7 +530,7 @@ def diffusion_coefficient(
     d = float(np.polyfit(t[sel], y[sel], 1)[0] / (2 * dim))
     return Diffusion(d, d * 0.1)
 
-# %% ../nbs/04_lj_md.ipynb #72c31777baf4441b988909d29205560c
+# %% ../nbs/04_lj_md.ipynb #5734001bcbac423990a4356310d8df13
 def plot_energies(
     logs: dict[str, MDLog],  # label -> log of an NVE run
     n_atoms: int,  # atoms in the system
@@ -544,8 +544,9 @@ def plot_energies(
         ax.plot(
             log.time_fs / 1e3,
             1e3 * (log.etot - log.etot[0]) / n_atoms,
-            label=f"{label}: {drift:+.3f} meV/atom/ps",
+            label=f"{label}: {drift:+.2g} meV/atom/ps",
         )
     ax.set(xlabel="t (ps)", ylabel=r"$E_\mathrm{tot} - E_\mathrm{tot}(0)$ (meV/atom)")
     ax.legend(fontsize=8)
+    plt.close(fig)
     return fig
