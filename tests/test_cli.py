@@ -1,0 +1,79 @@
+"""The `mlp` console script: every command's --help, a tiny end-to-end run, JSON output, errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_SCRIPT = Path(sys.executable).parent / "mlp"  # the installed console script
+MLP = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "mlp_roadmap.cli"]
+
+
+def run(*args, check=True):
+    out = subprocess.run([*MLP, *args], capture_output=True, text=True, timeout=600)
+    if check:
+        assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+@pytest.mark.parametrize(
+    "cmd", [[], ["data", "generate"], ["train"], ["eval"], ["md"], ["validate"], ["quickstart"]]
+)
+def test_help(cmd):
+    out = run(*cmd, "--help")
+    assert "usage: mlp" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    run("data", "generate", "--out", str(d / "cu.extxyz"), "--n", "16", "--seed", "1")
+    run("train", "--data", str(d / "cu.extxyz"), "--model", "bp", "--out", str(d / "run"), "--epochs", "2",
+        "--cutoff", "4.0", "--quiet")  # fmt: skip
+    return d
+
+
+def test_eval_json(trained):
+    out = run("eval", "--model", str(trained / "run"), "--data", str(trained / "cu.extxyz"), "--json")
+    res = json.loads(out.stdout)
+    assert {"energy_mae_per_atom", "energy_rmse_per_atom", "force_mae", "force_rmse", "n_structures"} <= set(res)
+    assert res["n_structures"] == 16 and res["force_rmse"] > 0
+    assert (trained / "run" / "parity.png").exists()
+
+
+def test_md_json(trained):
+    import ase.build
+    import ase.io
+
+    ase.io.write(trained / "start.extxyz", ase.build.bulk("Cu", "fcc", a=3.6, cubic=True))
+    out = run("md", "--model", str(trained / "run"), "--structure", str(trained / "start.extxyz"), "--repeat", "2",
+              "--steps", "10", "--dt", "1.0", "--temperature", "100", "--json")  # fmt: skip
+    res = json.loads(out.stdout)
+    assert res["n_atoms"] == 32 and res["steps"] == 10 and "drift_meV_atom_ps" in res
+    assert Path(res["trajectory"]).exists()
+
+
+def test_errors_are_one_line(trained, tmp_path):
+    out = run("train", "--data", str(tmp_path / "nope.xyz"), "--out", str(tmp_path / "r"), check=False)
+    assert out.returncode == 2 and out.stderr.startswith("mlp: error:") and "Traceback" not in out.stderr
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("epochs: 2\nlearnig_rate: 0.1\n")
+    out = run("train", "--data", str(trained / "cu.extxyz"), "--config", str(cfg), "--out", str(tmp_path / "r"),
+              check=False)  # fmt: skip
+    assert out.returncode == 2 and "learnig_rate" in out.stderr
+    out = run("train", "--data", str(trained / "cu.extxyz"), "--out", str(trained / "run"), "--epochs", "1", check=False)
+    assert out.returncode == 2 and "already holds a run" in out.stderr
+    out = run("eval", "--model", str(tmp_path / "missing"), "--data", str(trained / "cu.extxyz"), check=False)
+    assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_quickstart_tiny(tmp_path):
+    from mlp_roadmap.cli import quickstart
+
+    m = quickstart(out=tmp_path / "q", n_train=24, epochs=2, md_steps=10, learning_curve_sizes=(8,), progress=False)
+    for f in ("report.md", "report.html", "metrics.json", "parity.png", "learning_curve.png", "nve_energy.png"):
+        assert (tmp_path / "q" / f).exists(), f
+    assert m["n_train"] == 24 and [r["size"] for r in m["learning_curve"]] == [8, 24]
+    assert "Test errors" in (tmp_path / "q" / "report.md").read_text()
