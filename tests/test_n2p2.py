@@ -1,0 +1,303 @@
+"""n2p2 interoperability: n2p2's own water prediction, export round trip, data files and bad input."""
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+
+from mlp_roadmap.bpnn import BPModel
+from mlp_roadmap.descriptors import SymmetryFunction, SymmetryFunctions
+from mlp_roadmap.md import compute_properties
+from mlp_roadmap.n2p2 import (
+    N2P2SymmetryFunctions,
+    lammps_pair_style,
+    n2p2_cutoff,
+    read_data,
+    read_potential,
+    write_data,
+    write_potential,
+)
+from mlp_roadmap.neighbors import atoms_to_batch, pair_vectors
+
+
+def _reference(header: Path, name: str = "H2O_RPBE-D3"):
+    block = (
+        header.read_text().split(f'ExamplePrediction("{name}")')[1].split("examples.push_back")[0]
+    )
+    energy = float(re.search(r"e->energy = ([-+\dE.]+);", block).group(1))
+    num = r"\s*([-+\dE.]+)"
+    return energy, np.array(re.findall(rf"Vec3D\({num},{num},{num}\)", block), dtype=float)
+
+
+def test_reproduces_n2p2_water_prediction(shared_data):
+    d = shared_data / "n2p2_h2o_rpbe_d3" / "predict"
+    model = read_potential(d)
+    assert model.n_features == {1: 27, 8: 30}
+    box = read_data(d / "input.data")[0]
+    assert len(box) == 1080 and box.pbc.all()
+    pred = compute_properties(model, atoms_to_batch([box], model.cutoff))
+    e_ref, f_ref = _reference(d / "reference_ExamplePrediction.h")
+    assert f_ref.shape == (1080, 3)
+    e = pred.energy.item() / units.Hartree
+    f = pred.forces.detach().numpy() / (units.Hartree / units.Bohr)
+    assert abs(e - e_ref) / abs(e_ref) < 1e-8
+    assert np.abs(f - f_ref).max() < 1e-6
+
+
+def _cu_model(activation="tanh", scaling="scalecenter", seed=0):
+    torch.manual_seed(seed)
+    fns = [dict(center=29, type=2, neighbors=[29], eta=0.8, rs=rs, rc=4.2) for rs in (2.2, 3.0)]
+    fns += [
+        dict(
+            center=29,
+            type=3,
+            neighbors=[29, 29],
+            eta=0.02,
+            rs=0.0,
+            rc=4.2,
+            **{"lambda": -1.0, "zeta": 2.0},
+        ),
+        dict(
+            center=29,
+            type=9,
+            neighbors=[29, 29],
+            eta=0.03,
+            rs=0.5,
+            rc=4.0,
+            **{"lambda": 1.0, "zeta": 1.0},
+        ),
+    ]
+    m = BPModel(
+        [29],
+        N2P2SymmetryFunctions([29], fns, cutoff_type=6, cutoff_alpha=0.1),
+        hidden=[6, 5],
+        activation=activation,
+        scaling=scaling,
+        scale_min=-1.0,
+        scale_max=1.0,
+    ).double()
+    with torch.no_grad():
+        m.feature_min.uniform_(0.0, 0.5)
+        m.feature_max.copy_(m.feature_min + torch.rand_like(m.feature_min) + 0.5)
+        m.feature_mean.copy_(0.5 * (m.feature_min + m.feature_max))
+        m.feature_sigma.uniform_(0.2, 1.0)
+        m.energy_scale.fill_(0.37)
+        m.energy_shift.fill_(-3.21)
+    return m
+
+
+@pytest.mark.parametrize("units_", [("Angstrom", "eV"), ("Bohr", "Hartree")])
+@pytest.mark.parametrize("scaling", ["scalecenter", "scalesigma", "none"])
+def test_export_round_trip(tmp_path, units_, scaling):
+    m = _cu_model(activation=["tanh", "softplus"], scaling=scaling)
+    at = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+    at.rattle(0.1, seed=2)
+    b = atoms_to_batch([at], m.cutoff)
+    p = compute_properties(m, b, stress=True)
+    write_potential(m, tmp_path, *units_)
+    q = compute_properties(read_potential(tmp_path, *units_), b, stress=True)
+    assert abs(q.energy.item() - p.energy.item()) <= 1e-10 * abs(p.energy.item())
+    assert (q.forces - p.forces).abs().max() < 1e-10
+    assert (q.stress - p.stress).abs().max() < 1e-10
+
+
+def test_export_refuses_non_n2p2_models(tmp_path):
+    with pytest.raises(ValueError, match="silu"):
+        write_potential(_cu_model(activation="silu"), tmp_path)
+    acsf = SymmetryFunctions([29], [SymmetryFunction("G2", 29, 4.0, eta=1.0)])
+    with pytest.raises(ValueError, match="N2P2SymmetryFunctions"):
+        write_potential(BPModel([29], acsf), tmp_path)
+
+
+def test_lammps_line():
+    line = lammps_pair_style("pot", 6.35, [8, 1], "Bohr", "Hartree")
+    assert line.startswith("pair_style hdnnp 6.350000 dir")
+    cfl = float(re.search(r"cflength (\S+)", line).group(1))
+    cfe = float(re.search(r"cfenergy (\S+)", line).group(1))
+    assert cfl == pytest.approx(1 / units.Bohr, rel=1e-9) and cfe == pytest.approx(
+        1 / units.Hartree, rel=1e-8
+    )
+    assert line.endswith("pair_coeff * * O H")
+    assert "cflength 1.0000000000 cfenergy 1.0000000000" in lammps_pair_style("p", 5.0, [29])
+
+
+@pytest.mark.parametrize(
+    "ct,alpha",
+    [(1, 0.0), (1, 0.3), (2, 0.0), (3, 0.0), (4, 0.2), (5, 0.0), (6, 0.1), (7, 0.0), (8, 0.0)],
+)
+def test_cutoff_functions(ct, alpha):
+    rc = 5.0
+    r = torch.tensor([0.0, alpha * rc, 2.5, 4.99, 5.0, 6.0], dtype=torch.float64)
+    f = n2p2_cutoff(r, rc, ct, alpha)
+    assert f[-2:].abs().max() == 0
+    assert (f >= 0).all() and (f <= 1 + 1e-12).all() or ct == 3
+    x = (2.5 - alpha * rc) / (rc - alpha * rc)
+    expected = {
+        1: 0.5 * (math.cos(math.pi * x) + 1),
+        2: math.tanh(0.5) ** 3,
+        5: (2 * x - 3) * x * x + 1,
+        6: ((15 - 6 * x) * x - 10) * x**3 + 1,
+        4: math.exp(1 - 1 / (1 - x * x)),
+    }
+    if ct in expected:
+        assert float(f[2]) == pytest.approx(expected[ct], rel=1e-12)
+    if ct == 3:
+        assert float(n2p2_cutoff(torch.tensor(0.0, dtype=torch.float64), rc, 3)) == pytest.approx(
+            1.0, rel=1e-12
+        )
+    rr = torch.tensor([4.999], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(n2p2_cutoff(rr, rc, ct, alpha).sum(), rr)
+    assert torch.isfinite(g).all() and abs(float(g)) < 1e-2
+
+
+@pytest.mark.parametrize("ct,alpha", [(2, 0.0), (1, 0.2), (6, 0.1), (4, 0.0)])
+def test_symmetry_functions_match_descriptors_module(ct, alpha):
+    w = molecule("H2O")
+    w2 = w.copy()
+    w2.translate([2.2, 0.8, 0.3])
+    w += w2
+    w.rattle(0.1, seed=0)
+    fs = [
+        dict(center=1, type=2, neighbors=[8], eta=0.3, rs=0.9, rc=5.0),
+        dict(
+            center=1,
+            type=3,
+            neighbors=[1, 8],
+            eta=0.07,
+            rs=0.3,
+            rc=5.5,
+            **{"lambda": -1.0, "zeta": 4.0},
+        ),
+        dict(
+            center=8,
+            type=9,
+            neighbors=[1, 1],
+            eta=0.03,
+            rs=0.0,
+            rc=5.0,
+            **{"lambda": 1.0, "zeta": 1.0},
+        ),
+        dict(
+            center=8,
+            type=3,
+            neighbors=[1, 8],
+            eta=0.01,
+            rs=0.0,
+            rc=6.0,
+            **{"lambda": 1.0, "zeta": 2.0},
+        ),
+    ]
+    ours = N2P2SymmetryFunctions([1, 8], fs, ct, alpha)
+    kind = {2: "G2", 3: "G4", 9: "G5"}
+    theirs = SymmetryFunctions(
+        [1, 8],
+        [
+            SymmetryFunction(
+                kind[f["type"]],
+                tuple(f["neighbors"]),
+                f["rc"],
+                center=f["center"],
+                eta=f["eta"],
+                rs=f["rs"],
+                zeta=f.get("zeta", 1.0),
+                lam=f.get("lambda", 1.0),
+                cutoff=ct,
+                alpha=alpha,
+            )
+            for f in ours.functions
+        ],
+    )
+    b = atoms_to_batch([w], 6.5)
+    d = pair_vectors(b.pos, b.cell, b.batch, b.idx_i, b.idx_j, b.shifts)
+    torch.testing.assert_close(
+        ours(b, d), theirs(b.numbers, d, b.idx_i, b.idx_j), atol=1e-13, rtol=0
+    )
+
+
+def test_data_round_trip_and_units(tmp_path):
+    atoms = []
+    for s in range(2):
+        at = bulk("Cu", "fcc", a=3.6, cubic=True)
+        at.rattle(0.05, seed=s)
+        at.calc = EMT()
+        at.get_forces()
+        atoms.append(at)
+    path = write_data(atoms, tmp_path / "input.data")
+    text = path.read_text()
+    assert text.count("begin") == 2
+    first_x = float(re.search(r"^atom\s+(\S+)", text, re.M).group(1))
+    assert first_x == pytest.approx(atoms[0].positions[0, 0] / units.Bohr)
+    back = read_data(path)
+    for a, b in zip(atoms, back):
+        np.testing.assert_allclose(b.positions, a.positions, atol=1e-12)
+        np.testing.assert_allclose(b.cell.array, a.cell.array, atol=1e-12)
+        np.testing.assert_allclose(b.get_forces(), a.get_forces(), atol=1e-12)
+        assert b.get_potential_energy() == pytest.approx(a.get_potential_energy(), abs=1e-12)
+    ev = read_data(write_data(atoms, tmp_path / "ev.data", "Angstrom", "eV"), "Angstrom", "eV")
+    np.testing.assert_allclose(ev[1].get_forces(), atoms[1].get_forces(), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("atom 0 0 0 H 0 0 0 0 0\n", "line 1: 'atom' outside"),
+        ("begin\natom 0 0 0 H 0 0 0 0\nend\n", "line 2: 'atom' needs"),
+        ("begin\natom 0 0 x H 0 0 0 0 0\nend\n", "line 2: atom field must be a number"),
+        ("begin\natom 0 0 0 Xx 0 0 0 0 0\nend\n", "line 2: unknown element"),
+        ("begin\nlattice 1 0 0\natom 0 0 0 H 0 0 0 0 0\nend\n", "line 1: structure has 1 lattice"),
+        ("begin\natom 0 0 0 H 0 0 0 0 0\n", "begun on line 1 has no 'end'"),
+        ("begin\nfoo 1\nend\n", "line 2: unknown keyword 'foo'"),
+    ],
+)
+def test_bad_data_names_file_and_line(tmp_path, text, match):
+    p = tmp_path / "bad.data"
+    p.write_text(text)
+    with pytest.raises(
+        ValueError, match=f"bad.data, {match}" if match.startswith("line") else match
+    ):
+        read_data(p)
+
+
+def test_bad_potential_files(tmp_path):
+    write_potential(_cu_model(), tmp_path)
+    nn = tmp_path / "input.nn"
+    good = nn.read_text()
+    lines = good.splitlines()
+    nn.write_text(good + "ewald_prec 1e-6\n")
+    with pytest.raises(
+        ValueError, match=rf"input.nn, line {len(lines) + 1}: unsupported keyword 'ewald_prec'"
+    ):
+        read_potential(tmp_path)
+    nn.write_text(good + "symfunction_short Cu 21 Cu 0.0 1.0 4.0\n")
+    with pytest.raises(ValueError, match="type 21 is not supported"):
+        read_potential(tmp_path)
+    nn.write_text(good.replace("global_activation_short t t l", "global_activation_short t q l"))
+    with pytest.raises(ValueError, match=r"unsupported activation\(s\) \['q'\]"):
+        read_potential(tmp_path)
+    nn.write_text(good.replace("global_nodes_short 6 5", "global_nodes_short 6 4"))
+    with pytest.raises(
+        ValueError,
+        match=r"weights.029.data, line \d+: weight .* does not fit layer sizes \[4, 6, 4, 1\]",
+    ):
+        read_potential(tmp_path)
+    nn.write_text(good.replace("global_nodes_short 6 5", "global_nodes_short 6 6"))
+    with pytest.raises(
+        ValueError, match=r"weights.029.data: \d+ connections, but layer sizes \[4, 6, 6, 1\] need"
+    ):
+        read_potential(tmp_path)
+    nn.write_text(good)
+    sc = tmp_path / "scaling.data"
+    good_sc = sc.read_text()
+    sc.write_text(good_sc.replace("         1          2", "         1          7", 1))
+    with pytest.raises(ValueError, match=r"scaling.data, line \d+: expected element 1 function 2"):
+        read_potential(tmp_path)
+    sc.write_text(good_sc)
+    (tmp_path / "weights.029.data").unlink()
+    with pytest.raises(FileNotFoundError, match="weights.029.data"):
+        read_potential(tmp_path)
