@@ -359,7 +359,7 @@ def make_slabs(
         if face not in builders:
             raise ValueError(f"unknown face {face!r}; known: {', '.join(builders)}")
         slab = builders[face](element, size=size, vacuum=vacuum)
-        slab.info["config_type"] = f"surface_{face}"
+        slab.info = {"config_type": f"surface_{face}"}  # drop ase.build's adsorbate_info dict
         out.append(slab)
     return out
 
@@ -918,7 +918,7 @@ def default_dataset_path(
         write_default_dataset(target)
     return target
 
-# %% ../nbs/07_data.ipynb #9768d501ade64311a8ed6e9eb433fa9b
+# %% ../nbs/07_data.ipynb #deb6c23654f54f5b91a38c31054c5587
 def structure_targets(
     atoms_list: Sequence[Atoms],  # labelled structures
     dtype: torch.dtype = torch.float64,  # float dtype
@@ -951,7 +951,7 @@ def labelled_batch(
     b.energy, b.forces, b.stress = structure_targets(atoms_list, dtype)
     return b.to(device)
 
-# %% ../nbs/07_data.ipynb #061962c182f9482c8b1341b2a6f73cd5
+# %% ../nbs/07_data.ipynb #9768d501ade64311a8ed6e9eb433fa9b
 def _cat_target(graphs: Sequence[Batch], name: str, rows, width: int | None) -> Tensor | None:
     "Concatenate one target field, NaN-filling graphs that lack it; None if all lack it"
     vals = [getattr(g, name) for g in graphs]
@@ -988,7 +988,7 @@ def collate(
         stress=_cat_target(graphs, "stress", lambda g: g.n_structures, 6),
     )
 
-# %% ../nbs/07_data.ipynb #47d658866ccb404681cf21a4419000da
+# %% ../nbs/07_data.ipynb #ab13b4b6e2874167b7f2debb11dcd1d9
 _CACHE_FIELDS = {  # name: (NumPy dtype, values per row, what a row is)
     "pos": ("float64", 3, "atom"),
     "numbers": ("int16", 1, "atom"),
@@ -1039,9 +1039,9 @@ def write_graph_cache(
     (path / "meta.json").write_text(json.dumps(meta))
     return path
 
-# %% ../nbs/07_data.ipynb #5d973992396c4b758db40b17e80dc1fc
+# %% ../nbs/07_data.ipynb #47d658866ccb404681cf21a4419000da
 class _GraphCache:
-    "Read-only, memory-mapped view of a `write_graph_cache` folder"
+    "Read-only view of a `write_graph_cache` folder; each graph is read from disk on demand"
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -1052,11 +1052,24 @@ class _GraphCache:
         self.edge_ptr = np.load(self.path / "edge_ptr.npy")
         n_rows = {"atom": int(self.atom_ptr[-1]), "edge": int(self.edge_ptr[-1]),
                   "structure": self.meta["n_structures"]}  # fmt: skip
-        self.arrays = {}
-        for name, (dt, w, kind) in _CACHE_FIELDS.items():
-            shape = (n_rows[kind], w)
-            self.arrays[name] = (np.memmap(self.path / f"{name}.bin", dtype=dt, mode="r", shape=shape)
-                                 if shape[0] else np.zeros(shape, dtype=dt))  # fmt: skip
+        for name, (_, _, kind) in _CACHE_FIELDS.items():
+            f = self.path / f"{name}.bin"
+            if f.stat().st_size != n_rows[kind] * self._row_bytes(name):
+                raise ValueError(f"{f}: size does not match {n_rows[kind]} rows (truncated cache?)")
+
+    @staticmethod
+    def _row_bytes(name: str) -> int:
+        dt, w, _ = _CACHE_FIELDS[name]
+        return np.dtype(dt).itemsize * w
+
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        "Rows [start, stop) of one field, read from disk (nothing else is loaded)"
+        dt, w, _ = _CACHE_FIELDS[name]
+        off = int(start) * self._row_bytes(name)
+        a = np.fromfile(
+            self.path / f"{name}.bin", dtype=dt, count=int(stop - start) * w, offset=off
+        )
+        return a.reshape(-1, w)
 
     def graph(self, i: int, dtype: torch.dtype) -> Batch:
         "Structure i as a single-structure Batch with targets"
@@ -1066,20 +1079,21 @@ class _GraphCache:
             self.edge_ptr[i],
             self.edge_ptr[i + 1],
         )
-        A = self.arrays
+        span = {"atom": (a0, a1), "edge": (e0, e1), "structure": (i, i + 1)}
+        A = {name: self.rows(name, *span[kind]) for name, (_, _, kind) in _CACHE_FIELDS.items()}
         t = lambda x, dt=dtype: torch.from_numpy(np.array(x)).to(dt)  # noqa: E731
         target = lambda x: None if np.isnan(x).all() else t(x)  # noqa: E731
         n = int(a1 - a0)
         return Batch(
-            pos=t(A["pos"][a0:a1]), numbers=t(A["numbers"][a0:a1, 0], torch.long),
-            cell=t(A["cell"][i : i + 1]).reshape(1, 3, 3), pbc=t(A["pbc"][i : i + 1], torch.bool),
-            batch=torch.zeros(n, dtype=torch.long), idx_i=t(A["idx_i"][e0:e1, 0], torch.long),
-            idx_j=t(A["idx_j"][e0:e1, 0], torch.long), shifts=t(A["shifts"][e0:e1]),
-            n_atoms=torch.tensor([n]), energy=target(A["energy"][i]), forces=target(A["forces"][a0:a1]),
-            stress=target(A["stress"][i : i + 1]),
+            pos=t(A["pos"]), numbers=t(A["numbers"][:, 0], torch.long),
+            cell=t(A["cell"]).reshape(1, 3, 3), pbc=t(A["pbc"], torch.bool),
+            batch=torch.zeros(n, dtype=torch.long), idx_i=t(A["idx_i"][:, 0], torch.long),
+            idx_j=t(A["idx_j"][:, 0], torch.long), shifts=t(A["shifts"]),
+            n_atoms=torch.tensor([n]), energy=target(A["energy"][0]), forces=target(A["forces"]),
+            stress=target(A["stress"]),
         )  # fmt: skip
 
-# %% ../nbs/07_data.ipynb #1c9cbe9d9a794dbd8aaa1fa72bce99a9
+# %% ../nbs/07_data.ipynb #5d973992396c4b758db40b17e80dc1fc
 class AtomsDataset(torch.utils.data.Dataset):
     "Labelled structures as single-structure `Batch` graphs; neighbour lists cached in memory or on disk"
 
@@ -1090,7 +1104,7 @@ class AtomsDataset(torch.utils.data.Dataset):
         cutoff: float,  # neighbour cutoff (Å)
         dtype: torch.dtype = torch.float64,  # float dtype of the graphs
         cache: bool
-        | str = True,  # True/"memory": keep graphs; False: rebuild; "disk": memory-mapped files
+        | str = True,  # True/"memory": keep graphs; False: rebuild; "disk": files read on demand
         cache_dir: str | Path | None = None,  # folder of the disk cache
     ):
         if cache not in (True, False, "memory", "disk"):
@@ -1140,7 +1154,7 @@ class AtomsDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return f"AtomsDataset({len(self)} structures, cutoff={self.cutoff} Å, cache={self.mode})"
 
-# %% ../nbs/07_data.ipynb #b434e0d67d894725aa1f6d707a143313
+# %% ../nbs/07_data.ipynb #1c9cbe9d9a794dbd8aaa1fa72bce99a9
 def make_loader(
     dataset: torch.utils.data.Dataset,  # e.g. an AtomsDataset
     batch_size: int = 8,  # structures per batch
@@ -1155,7 +1169,7 @@ def make_loader(
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
                                        generator=g, num_workers=num_workers, drop_last=drop_last)  # fmt: skip
 
-# %% ../nbs/07_data.ipynb #74a36f4709894f8e822f9c383b5c8674
+# %% ../nbs/07_data.ipynb #4d59fedcae41437686ad1a71a1884d48
 def _split_indices(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
     "Seeded random partition of range(n) by fractions (the last part takes the remainder)"
     f = np.asarray(fractions, dtype=float)
@@ -1192,7 +1206,7 @@ def split_by_config_type(
         raise ValueError(f"no structure has config_type in {list(test_types)}")
     return [at for at in atoms_list if not held(at)], test
 
-# %% ../nbs/07_data.ipynb #c11e5ea01d13400882806a9c4ab303ae
+# %% ../nbs/07_data.ipynb #472c087bdaf047c4bd2daf3102168774
 def dataset_summary(
     atoms_list: Sequence[Atoms],  # labelled structures
 ) -> dict:
@@ -1220,7 +1234,7 @@ def dataset_summary(
         "n_periodic_3d": int(sum(at.pbc.all() for at in atoms_list)),
     }
 
-# %% ../nbs/07_data.ipynb #a0755c77c2af48ad9c17a637f99c96f7
+# %% ../nbs/07_data.ipynb #c11e5ea01d13400882806a9c4ab303ae
 def plot_dataset(
     train: Sequence[Atoms],  # labelled training structures
     test: Sequence[Atoms] | None = None,  # optional test structures (shown in the coverage panel)
