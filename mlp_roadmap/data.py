@@ -29,19 +29,20 @@ from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 from torch import Tensor
 
 from .neighbors import Batch, atoms_to_batch, neighbor_list
+from .networks import split_indices
+from .pes import PySCFCalculator  # molecular DFT labels (Stage 2)
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'ENERGY_UNITS', 'LENGTH_UNITS', 'STRESS_UNITS', 'STRESS_SIGNS', 'EMT_ELEMENTS', 'DEFAULT_DATASET',
-           'unit_factor', 'Labels', 'attach_labels', 'get_labels', 'convert_units', 'PySCFCalculator',
-           'reference_calculator', 'label', 'sample_md', 'rattle_and_strain', 'neb_vacancy_path', 'make_slabs',
-           'make_point_defects', 'make_dimers', 'transferability_set', 'structure_hash', 'deduplicate',
-           'farthest_point_sampling', 'structure_features', 'DataReport', 'structure_problems', 'validate_dataset',
-           'read_deepmd', 'read_isolated_atoms', 'guess_format', 'read_dataset', 'write_deepmd', 'write_dataset',
-           'generate_cu_dataset', 'write_default_dataset', 'default_dataset_path', 'structure_targets',
-           'labelled_batch', 'collate', 'write_graph_cache', 'AtomsDataset', 'make_loader', 'split_dataset',
-           'split_by_config_type', 'dataset_summary', 'plot_dataset']
+           'unit_factor', 'Labels', 'attach_labels', 'get_labels', 'convert_units', 'reference_calculator', 'label',
+           'sample_md', 'rattle_and_strain', 'neb_vacancy_path', 'make_slabs', 'make_point_defects', 'make_dimers',
+           'transferability_set', 'structure_hash', 'deduplicate', 'farthest_point_sampling', 'structure_features',
+           'DataReport', 'structure_problems', 'validate_dataset', 'read_deepmd', 'read_isolated_atoms', 'guess_format',
+           'read_dataset', 'write_deepmd', 'write_dataset', 'generate_cu_dataset', 'write_default_dataset',
+           'default_dataset_path', 'structure_targets', 'labelled_batch', 'collate', 'write_graph_cache',
+           'AtomsDataset', 'make_loader', 'split_dataset', 'split_by_config_type', 'dataset_summary', 'plot_dataset']
 
 # %% ../nbs/07_data.ipynb #8763a12b2bbd4a93a75aff182afb95dc
 ENERGY_UNITS: dict[str, float] = {
@@ -153,38 +154,6 @@ def convert_units(
         )
         out.append(new)
     return out
-
-# %% ../nbs/07_data.ipynb #8309879909854d7188b41380fd92a7c3
-class PySCFCalculator(Calculator):
-    "Molecular Kohn-Sham DFT energies and forces from PySCF (default PBE/def2-SVP)"
-
-    implemented_properties = ["energy", "free_energy", "forces"]
-    default_parameters = {"xc": "PBE", "basis": "def2-SVP", "charge": 0, "spin": 0}
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        try:
-            from pyscf import dft, gto
-        except ImportError:
-            raise ImportError("PySCFCalculator needs pyscf: pip install pyscf") from None
-        super().calculate(atoms, properties, system_changes)
-        if self.atoms.pbc.any():
-            raise ValueError("PySCFCalculator handles molecules only (pbc must be False)")
-        p = self.parameters
-        mol = gto.M(
-            atom=list(zip(self.atoms.get_chemical_symbols(), self.atoms.positions.tolist())),
-            unit="Angstrom", basis=p["basis"], charge=p["charge"], spin=p["spin"], verbose=0,
-        )  # fmt: skip
-        mf = (dft.RKS if p["spin"] == 0 else dft.UKS)(mol)
-        mf.xc = p["xc"]
-        e = mf.kernel()
-        if not mf.converged:
-            raise ValueError(f"PySCF SCF did not converge for {self.atoms.get_chemical_formula()}")
-        grad = mf.nuc_grad_method().kernel()
-        self.results = {
-            "energy": float(e) * units.Hartree,
-            "free_energy": float(e) * units.Hartree,
-            "forces": -np.asarray(grad) * units.Hartree / units.Bohr,
-        }
 
 # %% ../nbs/07_data.ipynb #3ed186c9a28b402fb0bc4494df01f08d
 EMT_ELEMENTS = ("Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt")  # metals with EMT parameters in ASE
@@ -1170,16 +1139,6 @@ def make_loader(
                                        generator=g, num_workers=num_workers, drop_last=drop_last)  # fmt: skip
 
 # %% ../nbs/07_data.ipynb #4d59fedcae41437686ad1a71a1884d48
-def _split_indices(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
-    "Seeded random partition of range(n) by fractions (the last part takes the remainder)"
-    f = np.asarray(fractions, dtype=float)
-    if (f < 0).any() or not np.isclose(f.sum(), 1.0):
-        raise ValueError(f"fractions must be >= 0 and sum to 1, got {list(fractions)}")
-    perm = np.random.default_rng(seed).permutation(n)
-    cuts = np.round(np.cumsum(f)[:-1] * n).astype(int)
-    return np.split(perm, cuts)
-
-
 def split_dataset(
     atoms_list: Sequence[Atoms],  # structures
     fractions: Sequence[float] = (0.8, 0.1, 0.1),  # e.g. train, validation, test
@@ -1187,7 +1146,7 @@ def split_dataset(
 ) -> list[list[Atoms]]:
     "Random split by fractions"
     return [
-        [atoms_list[k] for k in part] for part in _split_indices(len(atoms_list), fractions, seed)
+        [atoms_list[k] for k in part] for part in split_indices(len(atoms_list), fractions, seed)
     ]
 
 
