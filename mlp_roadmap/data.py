@@ -499,6 +499,11 @@ def structure_problems(
     out = []
     if not np.isfinite(atoms.positions).all():
         out.append(("positions", "contain NaN or inf"))
+    cell, pbc = atoms.cell.array, atoms.pbc
+    if not np.isfinite(cell).all():
+        out.append(("cell", "contains NaN or inf"))
+    elif pbc.any() and np.linalg.matrix_rank(cell[pbc]) < pbc.sum():
+        out.append(("cell", "periodic cell vectors are zero or linearly dependent"))
     lab = get_labels(atoms)
     for name in ("energy", "forces", "stress"):
         v = getattr(lab, name)
@@ -564,6 +569,49 @@ def _deepmd_systems(path: Path) -> list[Path]:
     return found
 
 
+def _npy(f: Path) -> np.ndarray:
+    "Real-valued array of a .npy file with at least one frame; never unpickles, errors name the file"
+    try:
+        a = np.load(f, allow_pickle=False)
+    except Exception as e:  # corrupt files raise ValueError, EOFError, OSError, SyntaxError, ...
+        raise ValueError(f"{f}: not a readable .npy array ({type(e).__name__}: {e})") from e
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"{f}: expected real numbers, got dtype {a.dtype}")
+    if a.ndim == 0 or len(a) == 0:
+        raise ValueError(f"{f}: expected an array of frames, got shape {a.shape}")
+    return a.astype(float)
+
+
+def _types(sysdir: Path) -> np.ndarray:
+    "Type index of every atom from type.raw (checked: one non-negative integer per atom)"
+    f = sysdir / "type.raw"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns on empty files; we raise below
+            types = np.loadtxt(f, dtype=int, ndmin=1)
+    except Exception as e:  # non-numbers, non-UTF-8 bytes, ...
+        raise ValueError(
+            f"{f}: expected one integer type per atom ({type(e).__name__}: {e})"
+        ) from e
+    if types.ndim != 1 or len(types) == 0 or types.min() < 0:
+        raise ValueError(
+            f"{f}: expected one non-negative integer per line, got shape {types.shape}"
+        )
+    return types
+
+
+def _type_map(names: Sequence[str], where: str) -> list[str]:
+    "Element symbols of a type map, checked"
+    from ase.data import atomic_numbers
+
+    bad = [s for s in names if s not in atomic_numbers]
+    if bad or not names:
+        raise ValueError(
+            f"{where}: unknown element symbol(s) {bad[:5]}" if bad else f"{where}: empty type map"
+        )
+    return list(names)
+
+
 def _load_set(d: Path, natoms: int) -> dict[str, np.ndarray]:
     "Arrays of one deepmd set folder, shapes checked against coord.npy"
     if not (d / "coord.npy").exists():
@@ -574,7 +622,7 @@ def _load_set(d: Path, natoms: int) -> dict[str, np.ndarray]:
         f = d / f"{name}.npy"
         if not f.exists():
             continue
-        a = np.load(f).astype(float)
+        a = _npy(f)
         a = a.reshape(len(a), -1) if a.ndim > 1 or name != "energy" else a[:, None]
         if a.shape[1] != w:
             raise ValueError(f"{f}: field {name!r} has {a.shape[1]} values per frame, expected {w}")
@@ -593,10 +641,13 @@ def read_deepmd(
     "Structures from DeePMD-kit `deepmd/npy` folders and an origin string for each"
     out, origins = [], []
     for sysdir in _deepmd_systems(Path(path)):
-        types = np.loadtxt(sysdir / "type.raw", dtype=int, ndmin=1)
-        tmap = list(type_map) if type_map is not None else None
-        if tmap is None and (sysdir / "type_map.raw").exists():
-            tmap = (sysdir / "type_map.raw").read_text().split()
+        types = _types(sysdir)
+        tmap = _type_map(type_map, "type_map") if type_map is not None else None
+        if tmap is None and (f := sysdir / "type_map.raw").exists():
+            try:
+                tmap = _type_map(f.read_text().split(), str(f))
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{f}: not UTF-8 text ({e})") from e
         if tmap is None:
             raise ValueError(f"{sysdir}: no type_map.raw; pass type_map=[...]")
         if types.max() >= len(tmap):
@@ -692,6 +743,45 @@ def _labels_from_keys(at: Atoms, energy_key: str, forces_key: str, stress_key: s
     return attach_labels(at, e, f, s)
 
 # %% ../nbs/07_data.ipynb #7c10029e1707434ab3fe295caea7d13f
+def _read_ase(path: Path, fmt: str | None, index, keys: tuple[str, str, str]) -> list[Atoms]:
+    "Structures read by `ase.io` with labels from custom keys; parser errors name the file and structure"
+    out: list[Atoms] = []
+    where = "" if index == ":" else f" of index {index!r}"
+    try:
+        for at in ase.io.iread(path, index=index, format=fmt):
+            out.append(at)
+    except Exception as e:  # ase's parsers raise anything from IndexError to XYZError
+        raise ValueError(
+            f"{path}: cannot read structure {len(out)}{where} ({type(e).__name__}: {e})"
+        ) from e
+    for k, at in enumerate(out):
+        try:
+            _labels_from_keys(at, *keys)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                f"{path}: structure {k}{where}: labels are not numbers of the right shape ({e})"
+            ) from e
+    return out
+
+
+def _read_structures(
+    path: Path, fmt: str | None, index, keys: tuple[str, str, str]
+) -> tuple[list[Atoms], list | None]:
+    "Structures of any supported format and (for deepmd) their origins"
+    if fmt in ("deepmd", "deepmd/npy"):
+        atoms_list, origins = read_deepmd(path)
+        return _select(atoms_list, index), _select(origins, index)
+    if fmt == "db":
+        return _read_db(path, index), None
+    if fmt == "n2p2":
+        try:
+            from mlp_roadmap.n2p2 import read_data
+        except ImportError:
+            raise ImportError("reading n2p2 input.data needs mlp_roadmap.n2p2.read_data") from None
+        return _select(read_data(path), index), None
+    return _read_ase(path, fmt, index, keys), None
+
+
 def read_dataset(
     path: str | Path,  # file or (for deepmd) folder
     format: str
@@ -715,27 +805,19 @@ def read_dataset(
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     fmt = format or guess_format(path)
-    origins = None
-    if fmt in ("deepmd", "deepmd/npy"):
-        atoms_list, origins = read_deepmd(path)
-        atoms_list, origins = _select(atoms_list, index), _select(origins, index)
-    elif fmt == "db":
-        atoms_list = _read_db(path, index)
-    elif fmt == "n2p2":
-        if (energy_unit, length_unit) != ("eV", "A"):
-            raise ValueError("n2p2 input.data is read in Hartree/Bohr by mlp_roadmap.n2p2.read_data; "
-                             "do not pass energy_unit/length_unit")  # fmt: skip
-        try:
-            from mlp_roadmap.n2p2 import read_data
-        except ImportError:
-            raise ImportError("reading n2p2 input.data needs mlp_roadmap.n2p2.read_data") from None
-        atoms_list = _select(read_data(path), index)
-    else:
-        atoms_list = ase.io.read(path, index=index, format=fmt)
-        atoms_list = [atoms_list] if isinstance(atoms_list, Atoms) else atoms_list
-        atoms_list = [
-            _labels_from_keys(at, energy_key, forces_key, stress_key) for at in atoms_list
-        ]
+    if fmt == "n2p2" and (energy_unit, length_unit) != ("eV", "A"):
+        raise ValueError("n2p2 input.data is read in Hartree/Bohr by mlp_roadmap.n2p2.read_data; "
+                         "do not pass energy_unit/length_unit")  # fmt: skip
+    try:
+        atoms_list, origins = _read_structures(
+            path, fmt, index, (energy_key, forces_key, stress_key)
+        )
+    except UnicodeDecodeError as e:  # a reader met binary or corrupt text
+        raise ValueError(
+            f"{path}: byte {e.start} is not UTF-8 text ({e.reason}): corrupt file?"
+        ) from e
+    if not atoms_list:
+        raise ValueError(f"{path}: no structures found (index={index!r})")
     atoms_list = convert_units(atoms_list, energy_unit, length_unit, stress_unit, stress_sign)
     for at in atoms_list:
         at.info.setdefault("config_type", config_type or path.stem)
