@@ -185,24 +185,7 @@ KNOWN: list[tuple[str, str, str]] = [
     ("n2p2-potential", r"does not name the file \(n2p2\.py:\d+ in _check\)",
      "n2p2.read_input_nn: symmetry-function parameters are checked by N2P2SymmetryFunctions without file and line"),
     ("n2p2-potential", r"scaling\.data: .*accepted but non-finite parameters",
-     "n2p2.read_scaling accepts NaN/inf statistics"),
-    ("yaml-config", r"UnicodeDecodeError escaped",
-     "TrainConfig.from_yaml: Path.read_text() lets UnicodeDecodeError escape"),
-    ("yaml-config", r"(Scanner|Parser|Constructor|Reader|Composer)Error \(",
-     "TrainConfig.from_yaml: yaml.YAMLError escapes instead of a ValueError naming the file"),
-    ("yaml-config", r"ValueError does not name the file \(training\.py",
-     "TrainConfig.from_yaml: errors of from_dict/validate do not name the file"),
-    ("yaml-config", r"TypeError \(training\.py:\d+ in validate\)",
-     "TrainConfig.validate compares values of the wrong type (TypeError)"),
-    ("yaml-config", r"accepted but \w+ = .* is not a",
-     "TrainConfig.validate does not check types or finiteness of most fields (lr_factor, patience, seed, model_hparams, ...)"),
-    ("model-dir", r"card\.json: .*(TypeError|RuntimeError|AttributeError|OverflowError) \(",
-     "training.read_card/load_model: card fields are not type-checked and model construction errors are not wrapped"),
-    ("model-dir", r"card\.json: .*ValueError does not name the file \((training|mpnn)\.py",
-     "training.load_model: model_class/constructor ValueErrors do not name card.json"),
-    ("model-dir", r"model\.safetensors: .*accepted but non-finite parameters",
-     "training.load_model accepts NaN/inf weights"),
-]  # fmt: skip
+     "n2p2.read_scaling accepts NaN/inf statistics"),]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
