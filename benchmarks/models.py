@@ -2,9 +2,11 @@
 TorchANI ANI model of the same size, in one run on the same machine.
 
 Equal size means: the same descriptor length and cutoffs (ANI-1x AEV layout: 16 radial shells with
-r_c = 5.2 Å and 4 x 8 angular terms per neighbour-element pair with r_c = 3.5 Å; for BP, 16 n2p2 type-2
-functions per neighbour element and 32 type-9 functions per element pair with the same cutoffs) and the
-same atomic networks (features -> 64 -> 64 -> 1, tanh), float32, one thread.
+r_c = 5.2 Å and 4 x 8 angular terms per neighbour-element pair with r_c = 3.5 Å; for BP, the library's
+`descriptors.SymmetryFunctions` (the class behind the trainer's ACSF) with 16 G2 per neighbour element and
+32 G5 per element pair, cosine cutoff, the same cutoffs) and the same atomic networks
+(features -> 64 -> 64 -> 1, tanh), float32, one thread. SchNet and PaiNN (`mlp_roadmap.mpnn`, 64
+features, 3 interactions, r_c = 5.2 Å) are timed on the same prebuilt batches for comparison.
 
 Cases: fcc Cu with 108 and 1,000 atoms (periodic) and a batch of 100 rattled ethanol molecules;
 training step = energy + forces with a graph, energy/force loss, backward and Adam step, on the ethanol
@@ -15,9 +17,10 @@ benchmarks/results/models.md.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/models.py [--device cuda] [--repeats 5]
 
-Hooks for the message-passing models (SchNet, PaiNN from `mlp_roadmap.mpnn`): add builders to
-`MODEL_BUILDERS` below; each returns an nn.Module with the BPModel interface (species, cutoff,
-forward(batch, d_ij) -> per-atom energies) and is timed by the same `time_ours`.
+Further models: add builders to `MODEL_BUILDERS` below; each returns an nn.Module with the BPModel
+interface (species, cutoff, forward(batch, d_ij) -> per-atom energies) and gets its own column.
+A second table splits BP's time into neighbour list, descriptor (forward + backward) and the rest
+(scaling, networks, energy sum, autograd bookkeeping).
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from mlp_roadmap.bpnn import BPModel, energy_force_loss
+from mlp_roadmap.bpnn import BPModel, descriptor_features, energy_force_loss
+from mlp_roadmap.descriptors import SymmetryFunction, SymmetryFunctions
 from mlp_roadmap.md import compute_properties
-from mlp_roadmap.n2p2 import N2P2SymmetryFunctions
-from mlp_roadmap.neighbors import atoms_to_batch
+from mlp_roadmap.mpnn import PaiNN, SchNet
+from mlp_roadmap.neighbors import atoms_to_batch, pair_vectors
 
 HIDDEN = [64, 64]
 RADIAL_RC, ANGULAR_RC = 5.2, 3.5
@@ -62,34 +66,29 @@ def ethanols(n: int, seed: int = 0) -> list[Atoms]:
 def bp_model(species: list[int]) -> BPModel:
     "BP model with ANI-1x-sized descriptors: 16 radial per element, 32 angular per element pair"
     shifts = np.linspace(0.9, RADIAL_RC, 17)[:-1]
-    fns = []
-    for zc in species:
-        for zn in species:
+    fns = [
+        SymmetryFunction("G2", z, RADIAL_RC, eta=16.0, rs=float(rs))
+        for z in species
+        for rs in shifts
+    ]
+    for a, z1 in enumerate(species):
+        for z2 in species[a:]:
             fns += [
-                dict(center=zc, type=2, neighbors=[zn], eta=16.0, rs=float(rs), rc=RADIAL_RC)
-                for rs in shifts
+                SymmetryFunction("G5", (z1, z2), ANGULAR_RC, eta=8.0, rs=rs, zeta=zeta, lam=lm)
+                for rs in (0.9, 1.55, 2.2, 2.85)
+                for zeta in (1.0, 4.0, 16.0, 32.0)
+                for lm in (1.0, -1.0)
             ]
-        for a, z1 in enumerate(species):
-            for z2 in species[a:]:
-                for eta, rs in [(8.0, 0.9), (8.0, 1.55), (8.0, 2.2), (8.0, 2.85)]:
-                    for zeta in (1.0, 4.0, 16.0, 32.0):
-                        fns += [
-                            dict(
-                                center=zc,
-                                type=9,
-                                neighbors=[z1, z2],
-                                eta=eta,
-                                rs=rs,
-                                rc=ANGULAR_RC,
-                                **{"lambda": lm, "zeta": zeta},
-                            )
-                            for lm in (1.0, -1.0)
-                        ]
-    sfd = N2P2SymmetryFunctions(species, fns, cutoff_type=1)
-    return BPModel(species, sfd, hidden=HIDDEN, activation="tanh", scaling="none")
+    return BPModel(
+        species, SymmetryFunctions(species, fns), hidden=HIDDEN, activation="tanh", scaling="none"
+    )
 
 
-MODEL_BUILDERS = {"BP": bp_model}  # add "SchNet"/"PaiNN" builders here (same interface)
+MODEL_BUILDERS = {
+    "BP": bp_model,
+    "SchNet": lambda species: SchNet(species, cutoff=RADIAL_RC, n_features=64, n_interactions=3),
+    "PaiNN": lambda species: PaiNN(species, cutoff=RADIAL_RC, n_features=64, n_interactions=3),
+}
 
 
 def ani_model(species: list[int], n_features: int, periodic: bool):
@@ -111,17 +110,34 @@ def ani_model(species: list[int], n_features: int, periodic: bool):
     return aev, torchani.nn.ANINetworks(nets)
 
 
+CLOCK = time.process_time  # CPU time of this process: the machine may be shared (see --wall)
+
+
 def best(f, n: int, sync) -> float:
     f()
     f()
     sync()
     times = []
     for _ in range(n):
-        t = time.perf_counter()
+        t = CLOCK()
         f()
         sync()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+        times.append(CLOCK() - t)
+    return float(np.min(times))  # best of n: the least disturbed run on a shared machine
+
+
+def best_interleaved(fs: list, n: int, sync) -> list[float]:
+    "Best-of-n times of several functions, run in turn in every round"
+    for f in fs:
+        f()
+    times = [[] for _ in fs]
+    for _ in range(n):
+        for f, t_list in zip(fs, times):
+            t = CLOCK()
+            f()
+            sync()
+            t_list.append(CLOCK() - t)
+    return [float(np.min(t)) for t in times]
 
 
 def ani_inputs(atoms_list: list[Atoms], species: list[int], device, dtype):
@@ -136,9 +152,10 @@ def ani_inputs(atoms_list: list[Atoms], species: list[int], device, dtype):
 
 def time_case(
     name: str, atoms_list: list[Atoms], species: list[int], device, dtype, repeats, sync
-) -> dict:
+) -> tuple[dict, dict]:
     torch.manual_seed(0)
-    bp = MODEL_BUILDERS["BP"](species).to(device=device, dtype=dtype)
+    models = {k: b(species).to(device=device, dtype=dtype) for k, b in MODEL_BUILDERS.items()}
+    bp = models["BP"]
     batch = atoms_to_batch(atoms_list, bp.cutoff, dtype=dtype, device=device)
     aev, nets = ani_model(species, max(bp.n_features.values()), bool(atoms_list[0].pbc.all()))
     aev, nets = aev.to(device=device, dtype=dtype), nets.to(device=device, dtype=dtype)
@@ -149,30 +166,43 @@ def time_case(
         e = nets(elem, aev(elem, x, cell=cell, pbc=pbc))
         return e, -torch.autograd.grad(e.sum(), x)[0]
 
-    def bp_ef():
-        return compute_properties(bp, batch)
-
     def bp_ef_nl():
         return compute_properties(
             bp, atoms_to_batch(atoms_list, bp.cutoff, dtype=dtype, device=device)
         )
 
-    # same physics check: both give finite energies and forces of the right shape
+    def nl():
+        return atoms_to_batch(atoms_list, bp.cutoff, dtype=dtype, device=device)
+
+    def descriptor():
+        d = pair_vectors(batch.pos, batch.cell, batch.batch, batch.idx_i, batch.idx_j, batch.shifts)
+        d = d.detach().requires_grad_(True)
+        torch.autograd.grad(descriptor_features(bp.descriptor, batch, d).sum(), d)
+
+    # same physics check: finite energies and forces of the right shape
     e_ani, f_ani = ani_ef()
-    p = bp_ef()
-    assert f_ani.shape == (len(atoms_list), len(atoms_list[0]), 3) and p.forces.shape == (
-        len(batch.pos),
-        3,
-    )
-    row = {
-        "case": name,
-        "atoms": int(batch.n_atoms.sum()),
-        "BP model (ms)": 1e3 * best(bp_ef, repeats, sync),
-        "BP +NL (ms)": 1e3 * best(bp_ef_nl, repeats, sync),
-        "ANI (ms)": 1e3 * best(ani_ef, repeats, sync),
-    }
+    assert f_ani.shape == (len(atoms_list), len(atoms_list[0]), 3)
+    for m in models.values():
+        p = compute_properties(m, batch)
+        assert p.forces.shape == (len(batch.pos), 3) and bool(torch.isfinite(p.forces).all())
+    row = {"case": name, "atoms": int(batch.n_atoms.sum())}
+    for k, m in models.items():
+        row[f"{k} (ms)"] = 1e3 * best(lambda m=m: compute_properties(m, batch), repeats, sync)
+    row["BP +NL (ms)"] = 1e3 * best(bp_ef_nl, repeats, sync)
+    row["ANI (ms)"] = 1e3 * best(ani_ef, repeats, sync)
+    row["ratio BP/ANI"] = row["BP (ms)"] / row["ANI (ms)"]
     row["ratio BP+NL/ANI"] = row["BP +NL (ms)"] / row["ANI (ms)"]
-    return row
+    # the split is timed interleaved (one of each per round), so that all three see the same machine state
+    t_nl, t_desc, t_bp = (
+        1e3 * t
+        for t in best_interleaved(
+            [nl, descriptor, lambda: compute_properties(bp, batch)], repeats, sync
+        )
+    )
+    total = t_nl + t_bp
+    split = {"case": name, "neighbour list (ms)": t_nl, "descriptor fwd+bwd (ms)": t_desc,
+             "rest of BP (ms)": t_bp - t_desc, "NL share": t_nl / total, "descriptor share": t_desc / total}  # fmt: skip
+    return row, split
 
 
 def time_training(atoms_list, species, device, dtype, repeats, sync) -> dict:
@@ -203,14 +233,9 @@ def time_training(atoms_list, species, device, dtype, repeats, sync) -> dict:
         loss.backward()
         opt_ani.step()
 
-    row = {
-        "case": "training step, 100 ethanol",
-        "atoms": int(batch.n_atoms.sum()),
-        "BP model (ms)": 1e3 * best(bp_step, repeats, sync),
-        "BP +NL (ms)": float("nan"),
-        "ANI (ms)": 1e3 * best(ani_step, repeats, sync),
-    }
-    row["ratio BP+NL/ANI"] = row["BP model (ms)"] / row["ANI (ms)"]
+    row = {"case": "training step, 100 ethanol", "atoms": int(batch.n_atoms.sum()),
+           "BP (ms)": 1e3 * best(bp_step, repeats, sync), "ANI (ms)": 1e3 * best(ani_step, repeats, sync)}  # fmt: skip
+    row["ratio BP/ANI"] = row["BP (ms)"] / row["ANI (ms)"]
     return row
 
 
@@ -231,26 +256,39 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "models.md"))
+    ap.add_argument(
+        "--wall", action="store_true", help="wall-clock time instead of process CPU time"
+    )
     args = ap.parse_args()
+    global CLOCK
+    if args.wall or args.device != "cpu":
+        CLOCK = time.perf_counter
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     device, dtype = torch.device(args.device), torch.float32
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    rows = [
-        time_case("Cu fcc 108", [cu_cell((3, 3, 3))], [29], device, dtype, args.repeats, sync),
-        time_case("Cu fcc 1000", [cu_cell((5, 5, 10))], [29], device, dtype, args.repeats, sync),
-        time_case("100 ethanol", ethanols(100), [1, 6, 8], device, dtype, args.repeats, sync),
-        time_training(ethanols(100), [1, 6, 8], device, dtype, args.repeats, sync),
-    ]
+    cases = [("Cu fcc 108", [cu_cell((3, 3, 3))], [29]), ("Cu fcc 1000", [cu_cell((5, 5, 10))], [29]),
+             ("100 ethanol", ethanols(100), [1, 6, 8])]  # fmt: skip
+    rows, splits = [], []
+    for name, atoms, species in cases:
+        row, split = time_case(name, atoms, species, device, dtype, args.repeats, sync)
+        rows.append(row)
+        splits.append(split)
+    train = time_training(ethanols(100), [1, 6, 8], device, dtype, args.repeats, sync)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = (
-        f"# Model cost: BP vs TorchANI (energy + forces per call, median of {args.repeats})\n\n"
+        f"# Model cost: BP, SchNet, PaiNN vs TorchANI (energy + forces per call, best of {args.repeats})\n\n"
         f"Device {device}, float32, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"{'wall-clock' if CLOCK is time.perf_counter else 'process CPU'} time, "
         f"{platform.processor() or platform.machine()}, load average {load:.1f} during the run.\n"
-        f"Networks features -> {HIDDEN} -> 1 (tanh) for both; descriptors of equal length and cutoffs "
-        f"(ANI-1x layout). 'BP +NL' includes building the neighbour list (TorchANI does it inside). "
-        f"Training row: ratio is BP/ANI per optimisation step."
+        f"BP and ANI networks features -> {HIDDEN} -> 1 (tanh); descriptors of equal length and cutoffs "
+        f"(ANI-1x layout; BP on `descriptors.SymmetryFunctions`). Model columns use a prebuilt neighbour "
+        f"list; 'BP +NL' includes `atoms_to_batch` (TorchANI builds its list inside its forward)."
     )
     text = markdown(rows, header)
+    text += "\n" + markdown(splits, "## Where BP's time goes (neighbour list + model = 100 %)")
+    text += "\n" + markdown(
+        [train], "## Training step (energy + forces with graph, loss, backward, Adam)"
+    )
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

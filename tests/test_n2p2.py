@@ -110,9 +110,112 @@ def test_export_round_trip(tmp_path, units_, scaling):
 def test_export_refuses_non_n2p2_models(tmp_path):
     with pytest.raises(ValueError, match="silu"):
         write_potential(_cu_model(activation="silu"), tmp_path)
-    acsf = SymmetryFunctions([29], [SymmetryFunction("G2", 29, 4.0, eta=1.0)])
-    with pytest.raises(ValueError, match="N2P2SymmetryFunctions"):
-        write_potential(BPModel([29], acsf), tmp_path)
+    g3 = SymmetryFunctions([29], [SymmetryFunction("G3", 29, 4.0, kappa=1.0)])
+    with pytest.raises(ValueError, match=r"\['G3'\] have no n2p2 equivalent"):
+        write_potential(BPModel([29], g3), tmp_path)
+    mixed = SymmetryFunctions(
+        [29],
+        [SymmetryFunction("G2", 29, 4.0, eta=1.0), SymmetryFunction("G2", 29, 4.0, cutoff="poly2")],
+    )
+    with pytest.raises(ValueError, match="one cutoff function"):
+        write_potential(BPModel([29], mixed), tmp_path)
+
+    class Radial(torch.nn.Module):
+        cutoff, n_features = 4.0, 1
+
+        def forward(self, batch, d_ij):
+            return torch.zeros(len(batch.numbers), 1, dtype=d_ij.dtype)
+
+    with pytest.raises(
+        ValueError, match="only N2P2SymmetryFunctions or descriptors.SymmetryFunctions"
+    ):
+        write_potential(BPModel([29], Radial()), tmp_path)
+
+
+def _emt_cells(n=4, symbols=None, seed=0):
+    rng = np.random.default_rng(seed)
+    cells = []
+    for _ in range(n):
+        at = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 1, 1))
+        if symbols:
+            at.symbols[rng.choice(len(at), 3, replace=False)] = symbols
+        at.positions += rng.normal(0, 0.08, at.positions.shape)
+        at.calc = EMT()
+        at.get_forces()
+        cells.append(at)
+    return cells
+
+
+@pytest.mark.parametrize("species", [[29], [29, 79]])
+def test_export_of_trainer_default_bp_model(tmp_path, species):
+    from mlp_roadmap.training import build_model, prepare_model
+
+    torch.manual_seed(0)
+    model = build_model(
+        "bp", species, 4.5
+    ).double()  # default ACSF: G2 grid + G4 set, cosine cutoff
+    cells = _emt_cells(symbols="Au" if len(species) > 1 else None)
+    prepare_model(model, cells)
+    with torch.no_grad():  # distinct output scales per element: folded into the output layers
+        model.energy_scale.copy_(torch.linspace(0.4, 0.9, len(species), dtype=torch.float64))
+    b = atoms_to_batch(cells, model.cutoff)
+    p = compute_properties(model, b, stress=True)
+    for units_ in [("Angstrom", "eV"), ("Bohr", "Hartree")]:
+        write_potential(model, tmp_path / units_[0], *units_)
+        back = read_potential(tmp_path / units_[0], *units_)
+        assert back.n_features == model.n_features
+        q = compute_properties(back, b, stress=True)
+        assert (q.energy - p.energy).abs().max() <= 1e-10 * p.energy.abs().max()
+        assert (q.forces - p.forces).abs().max() < 1e-10
+        assert (q.stress - p.stress).abs().max() < 1e-10
+
+
+def test_n2p2_order_permutes_dscribe_columns():
+    from dscribe.descriptors import ACSF as DScribeACSF
+
+    from mlp_roadmap.descriptors import ACSF, angular_params, radial_params
+    from mlp_roadmap.n2p2 import N2P2SymmetryFunctions, _n2p2_permutation, n2p2_functions
+
+    at = _emt_cells(1, symbols="Au", seed=3)[0]
+    g2, g4 = radial_params(1.0, 4.5, 4), angular_params(1.0, 4.5, 2, zetas=(1, 4))
+    ref = DScribeACSF(r_cut=4.5, g2_params=g2, g4_params=g4, species=["Cu", "Au"], periodic=True)
+    fns, ct, alpha = n2p2_functions(ACSF(r_cut=4.5, g2_params=g2, g4_params=g4, species=[29, 79]))
+    assert (ct, alpha) == (1, 0.0) and {f["type"] for f in fns} == {2, 3}
+    perm = _n2p2_permutation([29, 79], fns)
+    assert perm[29] != sorted(perm[29])  # the two orders really differ
+    b = atoms_to_batch([at], 4.5)
+    G = N2P2SymmetryFunctions([29, 79], fns, ct, alpha)(
+        b, pair_vectors(b.pos, b.cell, b.batch, b.idx_i, b.idx_j, b.shifts)
+    ).numpy()
+    want = ref.create(at)  # DScribe's own G2/G4: same normalisation as n2p2 types 2/3, no factor
+    for i, z in enumerate(at.numbers):
+        np.testing.assert_allclose(G[i, : len(perm[z])], want[i][perm[z]], atol=1e-12, rtol=0)
+
+
+def test_export_n2p2_from_model_directory(tmp_path):
+    from mlp_roadmap.n2p2 import export_n2p2
+    from mlp_roadmap.training import build_model, load_model, prepare_model, save_model
+
+    torch.manual_seed(1)
+    model = build_model("bp", [29], 4.0, n_radial=4, n_angular=2).double()
+    cells = _emt_cells(2)
+    prepare_model(model, cells)
+    save_model(model, tmp_path / "model")
+    out = export_n2p2(tmp_path / "model", tmp_path / "n2p2")
+    readme = (out / "README.md").read_text()
+    assert lammps_pair_style(out.resolve(), 4.0, [29]) in readme
+    assert "pair_style hdnnp 4.000000" in readme and "pair_coeff * * Cu" in readme
+    b = atoms_to_batch(cells, 4.0)
+    saved = load_model(tmp_path / "model", dtype=torch.float64)  # as stored (card + safetensors)
+    p, q = (
+        compute_properties(saved, b),
+        compute_properties(read_potential(out, "Angstrom", "eV"), b),
+    )
+    assert (q.forces - p.forces).abs().max() < 1e-10
+    with pytest.raises(ValueError, match="only Behler-Parrinello"):
+        from mlp_roadmap.mpnn import SchNet
+
+        export_n2p2(SchNet([29], 4.0), tmp_path / "x")
 
 
 def test_lammps_line():
