@@ -91,3 +91,12 @@ def test_md_lammps_engine(trained):
               "--engine", "lammps", "--temperature", "100", "--json")  # fmt: skip
     res = json.loads(out.stdout)
     assert res["engine"] == "lammps" and res["n_atoms"] == 4 and np.isfinite(res["drift_meV_atom_ps"])
+
+
+def test_export_n2p2_and_torchscript(trained, tmp_path):
+    out = run("export", "--model", str(trained / "run"), "--format", "n2p2", "--out", str(tmp_path / "nnp"))
+    assert (tmp_path / "nnp" / "input.nn").exists() and "pair_style hdnnp" in (tmp_path / "nnp" / "README.md").read_text()
+    assert "wrote n2p2 potential" in out.stdout
+    bad = run("export", "--model", str(trained / "run"), "--format", "torchscript", "--out", str(tmp_path / "m.pt"),
+              check=False)  # fmt: skip
+    assert bad.returncode == 2 and "--structure" in bad.stderr
