@@ -4,7 +4,10 @@ Quarto (what `nbdev-docs` uses) cannot be installed on our machines, so `make do
 
 1. every `nbs/[0-9]*.ipynb` and `nbs/index.ipynb` goes through nbdev's own docs processors
    (`nbdev.processors.FilterDefaults`, the code behind `nbdev-proc-nbs`): `show_doc` cells added after
-   exports and executed, hidden and exported cells removed, directives handled, symbols linkified;
+   exports and executed, hidden and exported cells removed, directives handled, symbols linkified.
+   One change: nbdev re-runs any cell containing an import and stores its fresh outputs; here a cell
+   that mixes imports with other code runs its imports only and every cell keeps its stored outputs
+   (the page shows the saved run; a heavy lesson cell is never re-run by the docs build);
 2. the processed notebooks are turned into plain notebooks (nbdev-only cell keys and Quarto-only
    directives/markup dropped, `show_doc` output turned into markdown, nbdev links pointed at local pages);
 3. an API reference page per module is generated from `<lib>/_modidx.py` and each module's `__all__`
@@ -22,6 +25,7 @@ whose processing fails stops the build with its name: the docs must be complete.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import inspect
 import json
@@ -48,12 +52,15 @@ STAGES: list[tuple[range, str]] = [
     (range(5, 6), "Stage 3 · Descriptors"),
     (range(6, 7), "Stage 4 · Models"),
     (range(7, 8), "Stage 5 · Data"),
-    (range(8, 10), "Stage 6 · Training & active learning"),
-    (range(10, 13), "Stage 7 · Calculator, LAMMPS & validation"),
+    (range(8, 10), "Stage 6 · Training & the ASE calculator"),
+    (range(10, 13), "Stage 7 · Active learning, LAMMPS & validation"),
     (range(13, 14), "Stage 8 · Command line"),
 ]
 OTHER_STAGE = "More notebooks"
 API_DIR = "api"
+MATHJAX_CDN = (
+    "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=TeX-AMS_CHTML-full,Safe"
+)
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe,local/offline"
 # Only the fonts that jupyter-server-mathjax ships (STIX-Web) exist offline: tell MathJax so.
 MATHJAX_LOCAL = """MathJax.Hub.Config({
@@ -111,40 +118,115 @@ def default_exp(nb_json: dict) -> str | None:
     return None
 
 
-def _process_worker(src: str, root: str) -> str:
-    "Run nbdev's docs processors on notebook `src` (in a fresh process) and return the notebook as JSON"
+_EXEC_DIRS = {"export", "exports", "exporti", "exec_doc"}
+
+
+def imports_only(source: str) -> str | None:
+    "The top-level imports of a cell that mixes them with other code (None for any other cell)"
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    imps = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    if not imps or len(imps) == len(body):
+        return None
+    return "\n".join(ast.get_source_segment(source, n) for n in imps)
+
+
+def _docs_filter(mixed: list[str]):
+    "nbdev's `FilterDefaults`, except that the notebook is not re-run (see `ExecShowDocs`)"
+    from nbdev.processors import FilterDefaults, exec_show_docs
+
+    class ExecShowDocs(exec_show_docs):
+        """nbdev runs export, import and show_doc cells to render API docs, and stores the fresh outputs.
+        Here a lesson cell that mixes imports with other code (nbdev warns about those) runs its imports
+        only, and every cell but show_doc keeps its stored outputs: the page shows the saved run."""
+
+        def __call__(self, cell):
+            src = cell.get("source") if cell.cell_type == "code" else None
+            skip = (
+                not src or "show_doc(" in src or "nbdev_export()" in src
+            )  # nbdev never runs the latter
+            if skip or cell.directives_.keys() & _EXEC_DIRS:
+                return super().__call__(cell)
+            keep = {k: cell[k] for k in ("outputs", "execution_count", "metadata") if k in cell}
+            imp = imports_only(src)
+            if imp is not None:
+                mixed.append(
+                    next(ln for ln in src.splitlines() if ln.strip() and not ln.startswith("#|"))[
+                        :60
+                    ]
+                )
+            try:
+                if imp is not None:
+                    cell.source = imp
+                super().__call__(cell)
+            finally:
+                cell.source = src
+                cell.update(keep)
+
+    class DocsFilter(FilterDefaults):
+        def base_procs(self):
+            return [ExecShowDocs if p is exec_show_docs else p for p in super().base_procs()]
+
+    return DocsFilter()
+
+
+def _process_worker(src: str, root: str) -> tuple[str, list[str]]:
+    "Run nbdev's docs processors on notebook `src` (in a worker process): the notebook as JSON, mixed cells"
+    import warnings
+
     os.environ["IN_TEST"] = "1"  # as nbdev-proc-nbs does: nbdev_export() and friends are no-ops
     if root not in sys.path:
         sys.path.insert(0, root)
     os.chdir(Path(src).parent)  # import cells run where nbdev-test runs them
     from fastcore.nbio import nb2str, read_nb
-    from nbdev.processors import FilterDefaults
 
-    nb = read_nb(src)
-    FilterDefaults()(nb)
-    return nb2str(nb)
+    nb, mixed = read_nb(src), []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Found cells containing imports")
+        _docs_filter(mixed)(nb)
+    return nb2str(nb), mixed
 
 
-def process_notebooks(nbs: list[Path], root: Path, jobs: int) -> dict[Path, dict]:
-    "nbdev-process every notebook in parallel; stops at the first failure, naming the notebook"
-    # The worker must be importable by name: nbdev's IPython shell replaces `__main__` in the workers.
+def _executor(jobs: int) -> ProcessPoolExecutor:
+    "Worker processes for nbdev's processing (spawned: nbdev's IPython shell must not touch this process)"
+    # The workers must import this file by name: nbdev's IPython shell replaces their `__main__`.
     if str(Path(__file__).parent) not in sys.path:
         sys.path.insert(0, str(Path(__file__).parent))
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+def process_notebooks(ex: ProcessPoolExecutor, nbs: list[Path], root: Path) -> dict[Path, dict]:
+    "nbdev-process every notebook; stops at the first failure, naming the notebook"
     worker = importlib.import_module("build_docs")._process_worker
-    ctx = multiprocessing.get_context("spawn")
+    futs = {nb: ex.submit(worker, str(nb), str(root)) for nb in nbs}
     out: dict[Path, dict] = {}
-    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(nbs))), mp_context=ctx) as ex:
-        futs = {nb: ex.submit(worker, str(nb), str(root)) for nb in nbs}
-        for nb, fut in futs.items():
-            try:
-                out[nb] = json.loads(fut.result())
-            except Exception as e:
-                ex.shutdown(cancel_futures=True)
-                raise RuntimeError(
-                    f"docs: processing {nb.relative_to(root)} failed "
-                    f"(check it with: nbdev-test {nb.relative_to(root)}):\n{e}"
-                ) from e
+    for nb, fut in futs.items():
+        try:
+            text, mixed = fut.result()
+            out[nb] = json.loads(text)
+            if mixed:
+                print(
+                    f"docs: note: {nb.name}: {len(mixed)} cell(s) mix imports with other code; ran only "
+                    f"their imports (STYLE A.2), first: {mixed[0]!r}"
+                )
+        except Exception as e:
+            for f in futs.values():
+                f.cancel()
+            raise RuntimeError(
+                f"docs: processing {nb.relative_to(root)} failed (nbdev runs the import, export and "
+                f"show_doc cells of a notebook to render its API docs):\n{e}"
+            ) from e
     return out
+
+
+def _api_worker(root: str, lib_path: str, lessons: dict, shown: set) -> tuple[dict, dict]:
+    "Exported symbols and API pages, made in a worker whose imports (torch, ase, ...) are already warm"
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    symbols = exported_symbols(load_modidx(Path(lib_path)), Path(lib_path).name, Path(lib_path))
+    return symbols, api_pages(symbols, lessons, shown)
 
 
 # ---------------------------------------------------------------- cleaning processed notebooks
@@ -364,12 +446,16 @@ def load_modidx(lib_path: Path) -> dict:
     return runpy.run_path(str(p))["d"] if p.exists() else {"settings": {}, "syms": {}}
 
 
-def exported_symbols(modidx: dict, lib: str) -> dict[str, list[str]]:
+def exported_symbols(modidx: dict, lib: str, lib_path: Path | None = None) -> dict[str, list[str]]:
     "Module -> fully qualified exported symbols in source (`__all__`) order, each class followed by its methods"
+    idx = {m: syms for m, syms in modidx.get("syms", {}).items() if m.startswith(lib + ".")}
+    if (
+        lib_path is not None
+    ):  # modules the index lacks (stale or missing `_modidx.py`): `__all__` only
+        for f in sorted(Path(lib_path).glob("[!_]*.py")):
+            idx.setdefault(f"{lib}.{f.stem}", {})
     out: dict[str, list[str]] = {}
-    for mod, syms in modidx.get("syms", {}).items():
-        if not mod.startswith(lib + "."):
-            continue
+    for mod, syms in sorted(idx.items()):
         names: list[str] = []
         for n in getattr(importlib.import_module(mod), "__all__", []):
             names += [f"{mod}.{n}"] + [s for s in syms if s.startswith(f"{mod}.{n}.")]
@@ -393,15 +479,42 @@ def _md_escape(s: str) -> str:
     return s.replace("_", r"\_")
 
 
+def is_private(short: str) -> bool:
+    "Whether a (dotted) name relative to its module is private: a part starts with one underscore"
+    return any(
+        p.startswith("_") and not (p.startswith("__") and p.endswith("__"))
+        for p in short.split(".")
+    )
+
+
+def _namedtuple_md(obj: type, name: str) -> str:
+    "A NamedTuple's fields as written in its source (with their comments); fastcore shows `*args`"
+    try:
+        src = inspect.getsource(obj).splitlines()
+    except (OSError, TypeError):
+        return f"```python\nclass {name}{inspect.signature(obj)}\n```"
+    body = [src[0]]
+    for line in src[1:]:
+        s = line.strip()
+        if s.startswith(("def ", "@")):
+            break
+        if s and not s.startswith(('"', "'")):
+            body.append(line.rstrip())
+    return "```python\n" + "\n".join(body) + "\n```"
+
+
 def symbol_markdown(sym: str, mod: str, lesson: str | None, shown: bool) -> str:
     "API entry: heading with the symbol as id, signature with docments, docstring, link to the lesson"
     from fastcore.docments import MarkdownRenderer
 
     short = sym[len(mod) + 1 :]
-    level = "###" if "." in short else "##"
+    level = "###" if "." in short or is_private(short) else "##"
     out = [f"{level} `{short}` {{ #{_md_escape(sym)} }}", ""]
     obj = resolve(sym, mod)
-    if callable(obj):
+    if inspect.isclass(obj) and issubclass(obj, tuple) and hasattr(obj, "_fields"):
+        doc = inspect.getdoc(obj)
+        out.append(_namedtuple_md(obj, short) + (f"\n\n*{doc.splitlines()[0]}*" if doc else ""))
+    elif callable(obj):
         r = MarkdownRenderer(obj, name=short)
         if "." in short and inspect.isroutine(obj) and not getattr(obj, "__doc__", None):
             r.docs = None  # a method without its own docstring: don't show the one it inherits (nn.Module's)
@@ -427,7 +540,9 @@ def api_pages(
 ) -> dict[str, str]:
     "Markdown text of the API reference: one page per module plus an index, keyed by file name"
     pages, rows = {}, []
-    for mod, syms in symbols.items():
+    order = list(lessons)  # notebook order
+    for mod in sorted(symbols, key=lambda m: (order.index(m) if m in order else len(order), m)):
+        syms = symbols[mod]
         stem = mod.split(".", 1)[-1]
         nbfile, title = lessons.get(mod, (None, None))
         lesson = f"../{nbfile}" if nbfile else None
@@ -437,14 +552,29 @@ def api_pages(
             head += [doc[0], ""]
         if lesson:
             head += [f"Lesson: [{title}]({lesson}).", ""]
-        body = [symbol_markdown(s, mod, lesson, s in shown) for s in syms]
+        public = [s for s in syms if not is_private(s[len(mod) + 1 :])]
+        private = [s for s in syms if is_private(s[len(mod) + 1 :])]
+        body = [symbol_markdown(s, mod, lesson, s in shown) for s in public]
+        if private:
+            body += [
+                "## Internal helpers",
+                "",
+                "Exported with the module but not meant to be called directly.",
+                "",
+            ]
+            body += [symbol_markdown(s, mod, lesson, s in shown) for s in private]
         pages[f"{stem}.md"] = "\n".join(head + body)
         names = ", ".join(
-            f"[`{s[len(mod) + 1 :]}`]({stem}.md#{s})" for s in syms if "." not in s[len(mod) + 1 :]
+            f"[`{s[len(mod) + 1 :]}`]({stem}.md#{s})"
+            for s in public
+            if "." not in s[len(mod) + 1 :]
         )
-        rows.append(f"| [`{mod}`]({stem}.md) | {names} |")
+        ref = f"[{title}](../{nbfile})" if nbfile else ""
+        rows.append(f"| [`{stem}`]({stem}.md) | {ref} | {names} |")
     index = ["# API reference", "", "Every exported symbol of the library, module by module.", ""]
-    index += ["| module | symbols |", "|---|---|", *rows] if rows else ["No module exported yet."]
+    index += (
+        ["| module | lesson | symbols |", "|---|---|---|", *rows] if rows else ["No module yet."]
+    )
     pages["index.md"] = "\n".join(index) + "\n"
     return pages
 
@@ -462,7 +592,7 @@ def mathjax_dir() -> Path | None:
     return p if (p / "MathJax.js").exists() else None
 
 
-def mkdocs_config(title: str, description: str, nav: list, mathjax_url: str | None) -> dict:
+def mkdocs_config(title: str, description: str, nav: list, mathjax_url: str) -> dict:
     "mkdocs.yml contents: material theme without web fonts, offline search, notebooks rendered as stored"
     jupyter = {
         "include": ["*.ipynb"],
@@ -475,8 +605,7 @@ def mkdocs_config(title: str, description: str, nav: list, mathjax_url: str | No
         "ignore_h1_titles": True,  # the nav shows "04 · Title" labels, not the notebooks' H1
         "remove_tag_config": {"remove_input_tags": ["hide-input"]},
     }
-    if mathjax_url:
-        jupyter["custom_mathjax_url"] = mathjax_url
+    jupyter["custom_mathjax_url"] = mathjax_url
     return {
         "site_name": title,
         "site_description": description,
@@ -507,7 +636,7 @@ def mkdocs_config(title: str, description: str, nav: list, mathjax_url: str | No
 def nav_title(nb: Path, fm: dict) -> str:
     "Navigation label of a notebook: number prefix and its title, e.g. `04 · Lennard-Jones MD`"
     prefix = re.match(r"^(\d+[a-zA-Z]*)", nb.name).group(1)
-    return f"{prefix} · {fm.get('title') or nb.stem}"
+    return f"{prefix} · {fm.get('title') or nb.stem}".replace("`", "")  # nav labels are plain text
 
 
 def build_nav(nbs: list[Path], titles: dict[Path, str], api: dict[str, str]) -> list:
@@ -545,43 +674,8 @@ def external_refs(site: Path) -> list[str]:
 # ---------------------------------------------------------------- main
 
 
-def build(out: Path, root: Path = ROOT, jobs: int | None = None, keep: Path | None = None) -> Path:
-    "Build the site into `out` (replaced); returns `out`. Raises with the notebook's name on failure"
-    from nbdev.config import get_config
-
-    t0 = time.perf_counter()
-    root = root.resolve()
-    cfg = get_config(path=root)
-    lib_path = Path(cfg.lib_path)
-    lib = lib_path.name
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    nbs_dir = Path(cfg.nbs_path)
-    nbs = notebook_paths(nbs_dir)
-    index = nbs_dir / "index.ipynb"
-    if not index.exists():
-        raise FileNotFoundError(f"docs: {index} (the home page) is missing")
-    pages = {nb: page_name(nb) for nb in nbs}
-    dup = {p for p in pages.values() if list(pages.values()).count(p) > 1 or p == "index"}
-    if dup:
-        raise ValueError(f"docs: notebooks map to the same page name(s) {sorted(dup)}: rename them")
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    # One worker process by default: the notebooks share their heavy imports (torch, ase, ...), which is
-    # several times faster here than a process per core that imports everything again.
-    jobs = jobs or 1
-    raw = {nb: json.loads(nb.read_text()) for nb in [*nbs, index]}
-    processed = process_notebooks([*nbs, index], root, jobs)
-    t1 = time.perf_counter()
-
-    modules = {nb: default_exp(raw[nb]) for nb in raw}
-    modidx = load_modidx(lib_path)
-    symbols = exported_symbols(modidx, lib)
-    api_page = {mod: mod.split(".", 1)[-1] for mod in symbols}
-    shown_by_page = {
-        (pages.get(nb, "index")): shown_symbols(processed[nb], modules[nb], lib) for nb in raw
-    }
+def link_map(modidx: dict, cfg, shown: dict, pages: dict[Path, str], lib: str) -> LinkMap:
+    "LinkMap for this project: nbdev's hosted URLs and notebook file links pointed at local pages"
     anchors = {}
     for syms in modidx.get("syms", {}).values():
         for sym, v in syms.items():
@@ -590,83 +684,136 @@ def build(out: Path, root: Path = ROOT, jobs: int | None = None, keep: Path | No
             anchors[(page.removesuffix(".html"), anchor)] = sym
     st = modidx.get("settings", {})
     prefixes = [
-        f"{st.get('doc_host', '')}{st.get('doc_baseurl', '')}",
+        f"{st.get('doc_host') or ''}{st.get('doc_baseurl') or ''}",
         f"{cfg.get('doc_host') or ''}{cfg.get('doc_baseurl') or ''}",
     ]
+    api_page = {m: m.split(".", 1)[-1] for m in modidx.get("syms", {}) if m.startswith(lib + ".")}
     notebooks = {nb.name: page for nb, page in pages.items()} | {"index.ipynb": "index"}
-    links = LinkMap(prefixes, anchors, shown_by_page, api_page, notebooks)
+    return LinkMap(prefixes, anchors, shown, api_page, notebooks)
+
+
+def add_mathjax(docs: Path) -> str:
+    "Copy MathJax into the site if `jupyter-server-mathjax` is installed; returns the URL notebooks use"
+    mj = mathjax_dir()
+    if not mj:
+        print(
+            "docs: warning: jupyter-server-mathjax is not installed; equations need MathJax's CDN"
+        )
+        return MATHJAX_CDN
+    shutil.copytree(mj, docs / "assets" / "mathjax")
+    (docs / "assets" / "mathjax" / "config" / "local").mkdir(exist_ok=True)
+    (docs / "assets" / "mathjax" / "config" / "local" / "offline.js").write_text(MATHJAX_LOCAL)
+    return f"assets/mathjax/MathJax.js?config={MATHJAX_CONFIG}"
+
+
+def tidy_search_index(path: Path) -> None:
+    "Drop notebook-page noise from search results: heading anchors (¶) and the copy button's text"
+    if not path.exists():
+        return
+    idx = json.loads(path.read_text())
+    for d in idx.get("docs", []):
+        d["title"] = d.get("title", "").rstrip("¶").rstrip()
+        d["text"] = d.get("text", "").replace("Copied! ", "")
+    path.write_text(json.dumps(idx, separators=(",", ":")))
+
+
+def run_mkdocs(tmp: Path, conf: dict) -> Path:
+    "Render `tmp/docs` with mkdocs into `tmp/site`; raises with mkdocs' output on failure"
+    (tmp / "mkdocs.yml").write_text(yaml.safe_dump(conf, sort_keys=False, allow_unicode=True))
+    site = tmp / "site"
+    cmd = [sys.executable, "-c", MKDOCS_RUN, "build", "-q", "-f", str(tmp / "mkdocs.yml")]
+    env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}
+    res = subprocess.run([*cmd, "-d", str(site)], cwd=tmp, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"docs: mkdocs build failed:\n{res.stdout}\n{res.stderr}")
+    tidy_search_index(site / "search" / "search_index.json")
+    ext = [e for e in external_refs(site) if MATHJAX_CDN.split("?")[0] not in e]
+    if ext:
+        raise RuntimeError("docs: pages reference online resources:\n" + "\n".join(ext[:20]))
+    return site
+
+
+def _cpu() -> float:
+    "CPU seconds used so far by this process and its finished children (workers, mkdocs)"
+    import resource
+
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def build(out: Path, root: Path = ROOT, jobs: int | None = None, keep: Path | None = None) -> Path:
+    "Build the site into `out` (replaced); returns `out`. Raises with the notebook's name on failure"
+    from nbdev.config import get_config
+
+    t0, cpu0 = time.perf_counter(), _cpu()
+    root = root.resolve()
+    cfg = get_config(path=root)
+    lib_path = Path(cfg.lib_path)
+    lib = lib_path.name
+    nbs = notebook_paths(Path(cfg.nbs_path))
+    index = Path(cfg.nbs_path) / "index.ipynb"
+    if not index.exists():
+        raise FileNotFoundError(f"docs: {index} (the home page) is missing")
+    pages = {nb: page_name(nb) for nb in nbs}
+    dup = {p for p in pages.values() if list(pages.values()).count(p) > 1 or p == "index"}
+    if dup:
+        raise ValueError(f"docs: notebooks map to the same page name(s) {sorted(dup)}: rename them")
+    pages[index] = "index"
+    raw = {nb: json.loads(nb.read_text()) for nb in pages}
+    modules = {nb: default_exp(raw[nb]) for nb in pages}
+    modidx = load_modidx(lib_path)
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    # One worker by default: the notebooks then share their heavy imports (torch, ase, pyscf, ...),
+    # several times faster on our 2-core machines than a process per core importing everything again.
+    with _executor(jobs or 1) as ex:
+        processed = process_notebooks(ex, list(pages), root)
+        t1 = time.perf_counter()
+        shown = {pages[nb]: shown_symbols(processed[nb], modules[nb], lib) for nb in pages}
+        titles = {nb: nav_title(nb, frontmatter(processed[nb])) for nb in nbs}
+        lessons = {
+            f"{lib}.{modules[nb]}": (f"{pages[nb]}.ipynb", titles[nb]) for nb in nbs if modules[nb]
+        }
+        api_job = importlib.import_module("build_docs")._api_worker
+        fut = ex.submit(api_job, str(root), str(lib_path), lessons, set().union(*shown.values()))
+        links = link_map(modidx, cfg, shown, pages, lib)
+        clean = {nb: clean_notebook(processed[nb], modules[nb], lib, links) for nb in pages}
+        symbols, api = fut.result()
+    cpu1 = _cpu()
+    if links.missing:
+        print(f"docs: warning: links to notebooks that do not exist: {sorted(links.missing)}")
+    t2 = time.perf_counter()
 
     tmp = Path(tempfile.mkdtemp(prefix="mlp-docs-"))
     try:
         docs = tmp / "docs"
         (docs / API_DIR).mkdir(parents=True)
         (docs / "assets").mkdir()
-        titles = {}
-        for nb in [*nbs, index]:
-            name = pages.get(nb, "index")
-            clean = clean_notebook(processed[nb], modules[nb], lib, links)
-            (docs / f"{name}.ipynb").write_text(json.dumps(clean, indent=1, ensure_ascii=False))
-            titles[nb] = nav_title(nb, frontmatter(processed[nb])) if nb != index else "Home"
-        if links.missing:
-            print(f"docs: warning: links to notebooks that do not exist: {sorted(links.missing)}")
-        lessons = {
-            f"{lib}.{modules[nb]}": (f"{pages[nb]}.ipynb", titles[nb]) for nb in nbs if modules[nb]
-        }
-        shown = set().union(*shown_by_page.values()) if shown_by_page else set()
-        api = api_pages(symbols, lessons, shown)
-        t_api = time.perf_counter()
+        for nb, nbj in clean.items():
+            (docs / f"{pages[nb]}.ipynb").write_text(json.dumps(nbj, indent=1, ensure_ascii=False))
         for fname, text in api.items():
             (docs / API_DIR / fname).write_text(text)
         (docs / "assets" / "extra.css").write_text(EXTRA_CSS)
-        mj = mathjax_dir()
-        mj_url = None
-        if mj:
-            shutil.copytree(mj, docs / "assets" / "mathjax")
-            (docs / "assets" / "mathjax" / "config" / "local").mkdir(exist_ok=True)
-            (docs / "assets" / "mathjax" / "config" / "local" / "offline.js").write_text(
-                MATHJAX_LOCAL
-            )
-            mj_url = f"assets/mathjax/MathJax.js?config={MATHJAX_CONFIG}"
-        else:
-            print("docs: jupyter-server-mathjax not installed; equations load MathJax from its CDN")
-        conf = mkdocs_config(
-            cfg.title, cfg.get("description", ""), build_nav(nbs, titles, api), mj_url
-        )
-        (tmp / "mkdocs.yml").write_text(yaml.safe_dump(conf, sort_keys=False, allow_unicode=True))
-        site = tmp / "site"
-        cmd = [
-            sys.executable,
-            "-c",
-            MKDOCS_RUN,
-            "build",
-            "-q",
-            "-f",
-            str(tmp / "mkdocs.yml"),
-            "-d",
-            str(site),
-        ]
-        env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}
-        res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
-        if res.returncode != 0:
-            raise RuntimeError(f"docs: mkdocs build failed:\n{res.stdout}\n{res.stderr}")
-        t_mk = time.perf_counter()
-        ext = external_refs(site)
-        if ext:
-            raise RuntimeError("docs: pages reference online resources:\n" + "\n".join(ext[:20]))
+        nav = build_nav(nbs, titles, api)
+        conf = mkdocs_config(cfg.title, cfg.get("description", ""), nav, add_mathjax(docs))
+        site = run_mkdocs(tmp, conf)
         out = Path(out).resolve()
-        if out.exists():
-            shutil.rmtree(out)
+        shutil.rmtree(out, ignore_errors=True)
         shutil.copytree(site, out)
         if keep:
             shutil.copytree(docs, keep, dirs_exist_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    t2 = time.perf_counter()
-    n_syms = sum(map(len, symbols.values()))
+    t3, cpu2 = time.perf_counter(), _cpu()
     print(
-        f"docs: {len(nbs)} notebooks + index, {len(symbols)} API modules ({n_syms} symbols) -> {out} "
-        f"in {t2 - t0:.1f} s (nbdev processing {t1 - t0:.1f} s, API pages {t_api - t1:.1f} s, "
-        f"mkdocs {t_mk - t_api:.1f} s)"
+        f"docs: {len(nbs)} notebooks + index, {len(symbols)} API modules "
+        f"({sum(map(len, symbols.values()))} symbols) -> {out} in {t3 - t0:.1f} s "
+        f"(nbdev processing {t1 - t0:.1f} s, cleaning + API pages {t2 - t1:.1f} s, mkdocs {t3 - t2:.1f} s; "
+        f"CPU time {cpu1 - cpu0:.1f} s + {cpu2 - cpu1:.1f} s)"
     )
     return out
 
