@@ -46,7 +46,16 @@ def train_committee(
             idx = np.random.default_rng(seed).integers(0, len(data), len(data))
             data = [data[i] for i in idx]
         c = TrainConfig(**{**asdict(cfg), "seed": seed})
-        members.append(train(c, data, valid_atoms, Path(run_dir) / f"member_{k}", overwrite=True, progress=progress).model)
+        members.append(
+            train(
+                c,
+                data,
+                valid_atoms,
+                Path(run_dir) / f"member_{k}",
+                overwrite=True,
+                progress=progress,
+            ).model
+        )
     return members
 
 
@@ -54,7 +63,9 @@ def model_deviation(
     models: Sequence[nn.Module],  # committee
     atoms_list: Sequence[Atoms],  # structures
     batch_size: int = 16,  # structures per batch
-) -> tuple[np.ndarray, np.ndarray]:  # (max force deviation (eV/Å), energy std per atom (eV)) per structure
+) -> tuple[
+    np.ndarray, np.ndarray
+]:  # (max force deviation (eV/Å), energy std per atom (eV)) per structure
     "DeePMD's model deviation (max over atoms of the force spread) and the energy spread per atom"
     p = next(models[0].parameters())
     devs, e_std = [], []
@@ -82,7 +93,11 @@ def calibration(
         mean_f = np.mean([p[k]["forces"] for p in preds], axis=0)
         err.append(float(np.linalg.norm(mean_f - get_labels(at).forces, axis=1).max()))
     err = np.array(err)
-    rho = float(np.corrcoef(np.log(dev + 1e-12), np.log(err + 1e-12))[0, 1]) if len(err) > 2 else float("nan")
+    rho = (
+        float(np.corrcoef(np.log(dev + 1e-12), np.log(err + 1e-12))[0, 1])
+        if len(err) > 2
+        else float("nan")
+    )
     return {"deviation": dev, "error": err, "log_correlation": rho}
 
 
@@ -127,7 +142,9 @@ def explore(
         at.calc = MLPCalculator(list(models))
         rng = np.random.default_rng(seed + k)
         MaxwellBoltzmannDistribution(at, temperature_K=temperature_K, rng=rng)
-        dyn = Langevin(at, dt_fs * units.fs, temperature_K=temperature_K, friction=0.02 / units.fs, rng=rng)
+        dyn = Langevin(
+            at, dt_fs * units.fs, temperature_K=temperature_K, friction=0.02 / units.fs, rng=rng
+        )
         for _ in range(steps // every):
             try:
                 dyn.run(every)

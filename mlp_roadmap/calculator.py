@@ -63,7 +63,9 @@ def _as_models(model, device, dtype) -> list[nn.Module]:
         if isinstance(m, (str, Path)):
             m = load_model(m, device=device or "cpu", dtype=dtype)
         elif not isinstance(m, nn.Module):
-            raise TypeError(f"expected a model, a model directory or a list of them, got {type(m).__name__}")
+            raise TypeError(
+                f"expected a model, a model directory or a list of them, got {type(m).__name__}"
+            )
         out.append(m.eval())
     return out
 
@@ -79,13 +81,16 @@ class MLPCalculator(Calculator):
         device: str | torch.device | None = None,  # default: the model's device
         dtype: torch.dtype | None = None,  # default: the model's dtype
         skin: float = 0.5,  # neighbour-list skin (Å) reused across MD steps; 0 rebuilds every call
-        min_distance: float | None = None,  # warn below this distance (Å); default from the model card
+        min_distance: float
+        | None = None,  # warn below this distance (Å); default from the model card
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.models = _as_models(model, device, dtype)
         p = next(self.models[0].parameters(), None)
-        self.device = torch.device(device) if device else (p.device if p is not None else torch.device("cpu"))
+        self.device = (
+            torch.device(device) if device else (p.device if p is not None else torch.device("cpu"))
+        )
         self.dtype = dtype or (p.dtype if p is not None else torch.float64)
         self.models = [m.to(device=self.device, dtype=self.dtype) for m in self.models]
         cut = {float(m.cutoff) for m in self.models}
@@ -96,7 +101,11 @@ class MLPCalculator(Calculator):
             raise ValueError(f"skin must be >= 0 Å, got {skin}")
         self.skin = float(skin)
         dmin = [getattr(m, "training_min_distance", None) for m in self.models]
-        self.min_distance = min_distance if min_distance is not None else (min(d for d in dmin if d) if any(dmin) else None)
+        self.min_distance = (
+            min_distance
+            if min_distance is not None
+            else (min(d for d in dmin if d) if any(dmin) else None)
+        )
         self._cache: tuple | None = None
         self.n_neighbor_builds = 0
         self._warned = False
@@ -104,7 +113,10 @@ class MLPCalculator(Calculator):
     def _check_species(self, atoms: Atoms) -> None:
         if self.species is None:
             return
-        bad = sorted(set(atoms.get_chemical_symbols()) - {Atoms(numbers=[z]).get_chemical_symbols()[0] for z in self.species})
+        bad = sorted(
+            set(atoms.get_chemical_symbols())
+            - {Atoms(numbers=[z]).get_chemical_symbols()[0] for z in self.species}
+        )
         if bad:
             known = [Atoms(numbers=[z]).get_chemical_symbols()[0] for z in self.species]
             raise ValueError(f"elements {bad} are not in the model's species {known}")
@@ -118,14 +130,14 @@ class MLPCalculator(Calculator):
             moved = torch.linalg.norm(pos - c[0].pos, dim=1).max() if len(pos) else 0.0
             if float(moved) < self.skin / 2:
                 b = c[0]
-                return Batch(pos, b.numbers, b.cell, b.pbc, b.batch, b.idx_i, b.idx_j, b.shifts, b.n_atoms)
+                return Batch(
+                    pos, b.numbers, b.cell, b.pbc, b.batch, b.idx_i, b.idx_j, b.shifts, b.n_atoms
+                )
         b = atoms_to_batch(atoms, self.cutoff + self.skin, dtype=self.dtype, device=self.device)
         self.n_neighbor_builds += 1
         self._cache = (b, atoms.numbers.copy(), atoms.cell.array.copy(), atoms.pbc.copy())
         if self.min_distance is not None and not self._warned and len(b.idx_i):
-            r = torch.linalg.norm(
-                atoms_pair_vectors(b), dim=1
-            ).min()
+            r = torch.linalg.norm(atoms_pair_vectors(b), dim=1).min()
             if float(r) < self.min_distance:
                 self._warned = True
                 warnings.warn(
@@ -213,12 +225,16 @@ def run_ase_md(
         raise ValueError("atoms has no calculator attached")
     rng = np.random.default_rng(seed)
     masses = torch.as_tensor(atoms.get_masses(), dtype=torch.float64)
-    atoms.set_momenta(maxwell_boltzmann(masses, temperature_K, seed=seed).numpy())  # zero total momentum
+    atoms.set_momenta(
+        maxwell_boltzmann(masses, temperature_K, seed=seed).numpy()
+    )  # zero total momentum
     dt = dt_fs * units.fs
     if ensemble == "nve":
         dyn = VelocityVerlet(atoms, timestep=dt)
     elif ensemble == "nvt":
-        dyn = Langevin(atoms, timestep=dt, temperature_K=temperature_K, friction=friction / units.fs, rng=rng)
+        dyn = Langevin(
+            atoms, timestep=dt, temperature_K=temperature_K, friction=friction / units.fs, rng=rng
+        )
     elif ensemble == "npt":
         dyn = NPTBerendsen(atoms, timestep=dt, temperature_K=temperature_K, pressure_au=pressure_GPa * units.GPa,
                            taut=100 * units.fs, taup=1000 * units.fs, compressibility_au=1 / (140 * units.GPa))  # fmt: skip

@@ -20,7 +20,14 @@ __all__ = ['USER_ERRORS', 'SYSTEMS', 'QUICKSTART_SETTINGS', 'cmd_data_generate',
            'cmd_validate', 'cmd_export', 'quickstart', 'write_report', 'cmd_quickstart', 'build_parser', 'main']
 
 # %% ../nbs/13_cli.ipynb #abe80b98
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, KeyError, NotADirectoryError)
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    KeyError,
+    NotADirectoryError,
+)
 
 
 def _fail(msg: str) -> int:
@@ -28,7 +35,9 @@ def _fail(msg: str) -> int:
     return 2
 
 # %% ../nbs/13_cli.ipynb #e2edff1b
-SYSTEMS = {"cu-emt": "Cu with ASE's EMT: bulk at several temperatures and strains, vacancies, surfaces, NEB path"}
+SYSTEMS = {
+    "cu-emt": "Cu with ASE's EMT: bulk at several temperatures and strains, vacancies, surfaces, NEB path"
+}
 
 
 def cmd_data_generate(args) -> int:
@@ -108,12 +117,20 @@ def cmd_eval(args) -> int:
     plot = Path(args.plot) if args.plot else Path(args.model) / "parity.png"
     parity_plot(model, atoms, title=Path(args.data).name).savefig(plot, dpi=100)
     if args.json:
-        keys = ("energy_mae_per_atom", "energy_rmse_per_atom", "force_mae", "force_rmse", "n_structures")
+        keys = (
+            "energy_mae_per_atom",
+            "energy_rmse_per_atom",
+            "force_mae",
+            "force_rmse",
+            "n_structures",
+        )
         print(json.dumps({k: m[k] for k in keys} | {"per_config_type": m["per_config_type"],
                                                    "forces_per_element": m["forces_per_element"]}))  # fmt: skip
     else:
         print(f"{m['n_structures']} structures")
-        print(f"energy per atom  MAE {m['energy_mae_per_atom']:.6f} eV   RMSE {m['energy_rmse_per_atom']:.6f} eV")
+        print(
+            f"energy per atom  MAE {m['energy_mae_per_atom']:.6f} eV   RMSE {m['energy_rmse_per_atom']:.6f} eV"
+        )
         print(f"forces           MAE {m['force_mae']:.6f} eV/Å RMSE {m['force_rmse']:.6f} eV/Å")
         print(f"parity plot: {plot}")
     return 0
@@ -125,9 +142,17 @@ def cmd_md(args) -> int:
 
     atoms = ase.io.read(args.structure)
     if args.repeat:
-        atoms = atoms.repeat([int(x) for x in args.repeat.split(",")] if "," in args.repeat else int(args.repeat))
+        atoms = atoms.repeat(
+            [int(x) for x in args.repeat.split(",")] if "," in args.repeat else int(args.repeat)
+        )
     traj = args.trajectory or str(Path(args.model) / f"md_{args.engine}.extxyz")
-    kw = dict(ensemble=args.ensemble, steps=args.steps, dt_fs=args.dt, temperature_K=args.temperature, seed=args.seed)
+    kw = dict(
+        ensemble=args.ensemble,
+        steps=args.steps,
+        dt_fs=args.dt,
+        temperature_K=args.temperature,
+        seed=args.seed,
+    )
     from mlp_roadmap.calculator import MLPCalculator, run_ase_md
 
     if args.engine not in ("ase", "lammps"):
@@ -185,7 +210,9 @@ def cmd_export(args) -> int:
         from mlp_roadmap.training import load_model
 
         if not args.structure:
-            raise ValueError("--format torchscript needs --structure: an example structure holding every element")
+            raise ValueError(
+                "--format torchscript needs --structure: an example structure holding every element"
+            )
         model = load_model(args.model, dtype=getattr(__import__("torch"), args.dtype))
         export_torchscript(model, out, ase.io.read(args.structure))
         print(f"wrote TorchScript model to {out}")
@@ -218,7 +245,15 @@ def quickstart(
 
     from mlp_roadmap.calculator import MLPCalculator, run_ase_md
     from mlp_roadmap.data import default_dataset_path, read_dataset, split_dataset
-    from mlp_roadmap.training import TrainConfig, evaluate, learning_curve, parity_plot, plot_history, plot_learning_curve, train
+    from mlp_roadmap.training import (
+        TrainConfig,
+        evaluate,
+        learning_curve,
+        parity_plot,
+        plot_history,
+        plot_learning_curve,
+        train,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -254,11 +289,17 @@ def quickstart(
     fig, ax = plt.subplots(figsize=(4.5, 3))
     ax.plot(md.times_fs, 1000 * (md.etot - md.etot[0]) / len(cell), label="total")
     ax.plot(md.times_fs, 1000 * (md.epot - md.etot[0]) / len(cell), label="potential", alpha=0.6)
-    ax.set(xlabel="time (fs)", ylabel="E − E_tot(0) (meV/atom)", title=f"NVE, {len(cell)} Cu atoms, 300 K start")
+    ax.set(
+        xlabel="time (fs)",
+        ylabel="E − E_tot(0) (meV/atom)",
+        title=f"NVE, {len(cell)} Cu atoms, 300 K start",
+    )
     ax.legend()
     figs["nve"] = _save(fig, out / "nve_energy.png")
     plt.close("all")
-    print(f"[5/5] NVE: drift {md.drift_meV_atom_ps:.3f} meV/atom/ps, mean T {md.mean_temperature_K:.0f} K")
+    print(
+        f"[5/5] NVE: drift {md.drift_meV_atom_ps:.3f} meV/atom/ps, mean T {md.mean_temperature_K:.0f} K"
+    )
     metrics = {
         "dataset": str(path), "n_train": len(train_set), "n_valid": len(valid_set), "n_test": len(test_set),
         "model": model, "epochs_run": len(res.history), "best_epoch": res.best_epoch, "train_seconds": t_train,
@@ -270,17 +311,31 @@ def quickstart(
     }  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     write_report(metrics, figs, out)
-    print(f"report: {out / 'report.md'} and {out / 'report.html'} ({metrics['total_seconds']:.0f} s in all)")
+    print(
+        f"report: {out / 'report.md'} and {out / 'report.html'} ({metrics['total_seconds']:.0f} s in all)"
+    )
     return metrics
 
 # %% ../nbs/13_cli.ipynb #a7578768
 QUICKSTART_SETTINGS = {  # per-model training settings of the quickstart (bundled Cu data)
     # 4 Å holds the first two neighbour shells of Cu: an epoch costs 8x less than at 5 Å (angular triplets)
     "bp": dict(cutoff=4.0, batch_size=16, lr=5e-3, w_forces=10.0, patience=30, dtype="float32"),
-    "schnet": dict(cutoff=4.0, batch_size=16, lr=3e-3, w_forces=10.0, dtype="float32",
-                   model_hparams=dict(n_features=32, n_interactions=2)),
-    "painn": dict(cutoff=4.0, batch_size=16, lr=3e-3, w_forces=10.0, dtype="float32",
-                  model_hparams=dict(n_features=32, n_interactions=2)),
+    "schnet": dict(
+        cutoff=4.0,
+        batch_size=16,
+        lr=3e-3,
+        w_forces=10.0,
+        dtype="float32",
+        model_hparams=dict(n_features=32, n_interactions=2),
+    ),
+    "painn": dict(
+        cutoff=4.0,
+        batch_size=16,
+        lr=3e-3,
+        w_forces=10.0,
+        dtype="float32",
+        model_hparams=dict(n_features=32, n_interactions=2),
+    ),
 }
 
 
@@ -355,9 +410,14 @@ def cmd_quickstart(args) -> int:
 # %% ../nbs/13_cli.ipynb #6ba090a5
 def build_parser() -> argparse.ArgumentParser:
     "Argument parser of the `mlp` command"
-    p = argparse.ArgumentParser(prog="mlp", description="Train, validate and run machine-learning interatomic potentials (ASE units: eV, Å, fs).")
+    p = argparse.ArgumentParser(
+        prog="mlp",
+        description="Train, validate and run machine-learning interatomic potentials (ASE units: eV, Å, fs).",
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("data", help="reference data").add_subparsers(dest="data_command", required=True)
+    d = sub.add_parser("data", help="reference data").add_subparsers(
+        dest="data_command", required=True
+    )
     g = d.add_parser("generate", help="generate a labelled dataset")
     g.add_argument("--system", default="cu-emt", help=f"one of {sorted(SYSTEMS)}")
     g.add_argument("--out", required=True, help="output file (.extxyz, or any ase.io format)")
@@ -365,11 +425,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_data_generate)
     t = sub.add_parser("train", help="train a potential")
-    t.add_argument("--data", required=True, help="training data: file or folder (extxyz, ASE db, deepmd/npy, n2p2 input.data ...)")
+    t.add_argument(
+        "--data",
+        required=True,
+        help="training data: file or folder (extxyz, ASE db, deepmd/npy, n2p2 input.data ...)",
+    )
     t.add_argument("--format", default=None, help="data format (default: guessed)")
-    t.add_argument("--valid", default=None, help="validation data file (default: split off --valid-fraction)")
-    t.add_argument("--valid-fraction", type=float, default=None, help="validation share of --data (default 0.1)")
-    t.add_argument("--model", default=None, choices=["bp", "schnet", "painn"], help="model type (default bp)")
+    t.add_argument(
+        "--valid", default=None, help="validation data file (default: split off --valid-fraction)"
+    )
+    t.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=None,
+        help="validation share of --data (default 0.1)",
+    )
+    t.add_argument(
+        "--model", default=None, choices=["bp", "schnet", "painn"], help="model type (default bp)"
+    )
     t.add_argument("--out", required=True, help="run directory (model, checkpoints, log)")
     t.add_argument("--config", default=None, help="YAML file with TrainConfig keys")
     t.add_argument("--epochs", type=int, default=None)
@@ -379,7 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dtype", default=None, choices=["float32", "float64"])
     t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--e0", default=None, help="isolated-atom energies: 'H=-13.6,O=-432.1' or a file of single atoms")
+    t.add_argument(
+        "--e0",
+        default=None,
+        help="isolated-atom energies: 'H=-13.6,O=-432.1' or a file of single atoms",
+    )
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in RUN_DIR")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -399,9 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--ensemble", default="nve", choices=["nve", "nvt", "npt"])
     m.add_argument("--steps", type=int, default=1000)
     m.add_argument("--dt", type=float, default=1.0, help="time step (fs)")
-    m.add_argument("--temperature", type=float, default=300.0, help="initial/target temperature (K)")
+    m.add_argument(
+        "--temperature", type=float, default=300.0, help="initial/target temperature (K)"
+    )
     m.add_argument("--engine", default="ase", choices=["ase", "lammps"])
-    m.add_argument("--trajectory", default=None, help="trajectory file (default RUN_DIR/md_ENGINE.extxyz)")
+    m.add_argument(
+        "--trajectory", default=None, help="trajectory file (default RUN_DIR/md_ENGINE.extxyz)"
+    )
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--device", default=None)
     m.add_argument("--json", action="store_true")
@@ -409,15 +490,21 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="material properties against a reference calculator")
     v.add_argument("--model", required=True)
     v.add_argument("--reference", default="emt", help="reference calculator (emt)")
-    v.add_argument("--out", default=None, help="folder for the report and figures (default RUN_DIR/validation)")
+    v.add_argument(
+        "--out", default=None, help="folder for the report and figures (default RUN_DIR/validation)"
+    )
     v.add_argument("--quick", action="store_true", help="smaller cells and shorter runs")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_validate)
-    x = sub.add_parser("export", help="export a model to n2p2 (BP, for LAMMPS pair_style hdnnp) or TorchScript")
+    x = sub.add_parser(
+        "export", help="export a model to n2p2 (BP, for LAMMPS pair_style hdnnp) or TorchScript"
+    )
     x.add_argument("--model", required=True, help="model directory")
     x.add_argument("--format", required=True, choices=["n2p2", "torchscript"])
     x.add_argument("--out", required=True, help="output folder (n2p2) or file (torchscript, .pt)")
-    x.add_argument("--structure", default=None, help="torchscript: example structure with every element")
+    x.add_argument(
+        "--structure", default=None, help="torchscript: example structure with every element"
+    )
     x.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     x.set_defaults(func=cmd_export)
     q = sub.add_parser("quickstart", help="the main job on the bundled Cu data, with a report")
@@ -442,5 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(msg)
 
 # %% ../nbs/13_cli.ipynb #0aa1b1b3
-if __name__ == "__main__":  # python -m mlp_roadmap.cli (not run in the notebook: argparse would read its argv)
+if (
+    __name__ == "__main__"
+):  # python -m mlp_roadmap.cli (not run in the notebook: argparse would read its argv)
     sys.exit(main())

@@ -26,7 +26,9 @@ class SpeciesIndex(nn.Module):
     def __init__(self, species: list[int]):  # atomic numbers the model knows
         super().__init__()
         if len(species) == 0 or len(set(species)) != len(species):
-            raise ValueError(f"species must be a non-empty list of distinct atomic numbers, got {species}")
+            raise ValueError(
+                f"species must be a non-empty list of distinct atomic numbers, got {species}"
+            )
         self.species = [int(z) for z in species]
         table = torch.full((max(self.species) + 1,), -1, dtype=torch.long)
         table[torch.tensor(self.species)] = torch.arange(len(self.species))
@@ -140,8 +142,13 @@ class SchNet(_AtomicModel):
         )
 
     def hparams(self) -> dict:
-        return dict(species=self.species, cutoff=self.cutoff, n_features=self.n_features,
-                    n_interactions=self.n_interactions, n_rbf=self.n_rbf)
+        return dict(
+            species=self.species,
+            cutoff=self.cutoff,
+            n_features=self.n_features,
+            n_interactions=self.n_interactions,
+            n_rbf=self.n_rbf,
+        )
 
     def forward(self, batch: Batch, d_ij: Tensor) -> Tensor:  # -> (N,) atomic energies (eV)
         idx = self.species_index(batch.numbers)
@@ -209,13 +216,22 @@ class PaiNN(_AtomicModel):
         super().__init__(species, cutoff, ref_energies, scale)
         self.n_features, self.n_interactions, self.n_rbf = n_features, n_interactions, n_rbf
         self.embedding = nn.Embedding(len(species), n_features)
-        self.messages = nn.ModuleList(PaiNNMessage(n_features, n_rbf) for _ in range(n_interactions))
+        self.messages = nn.ModuleList(
+            PaiNNMessage(n_features, n_rbf) for _ in range(n_interactions)
+        )
         self.updates = nn.ModuleList(PaiNNUpdate(n_features) for _ in range(n_interactions))
-        self.readout = nn.Sequential(nn.Linear(n_features, n_features // 2), nn.SiLU(), nn.Linear(n_features // 2, 1))
+        self.readout = nn.Sequential(
+            nn.Linear(n_features, n_features // 2), nn.SiLU(), nn.Linear(n_features // 2, 1)
+        )
 
     def hparams(self) -> dict:
-        return dict(species=self.species, cutoff=self.cutoff, n_features=self.n_features,
-                    n_interactions=self.n_interactions, n_rbf=self.n_rbf)
+        return dict(
+            species=self.species,
+            cutoff=self.cutoff,
+            n_features=self.n_features,
+            n_interactions=self.n_interactions,
+            n_rbf=self.n_rbf,
+        )
 
     def forward(self, batch: Batch, d_ij: Tensor) -> Tensor:  # -> (N,) atomic energies (eV)
         idx = self.species_index(batch.numbers)

@@ -30,7 +30,7 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-    np.random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 (legacy global seed for code that uses np.random directly)
 
 
 _NB_TIMES: dict[str, float] = {}
@@ -48,4 +48,6 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("notebook time report")
         for name, sec in sorted(_NB_TIMES.items(), key=lambda kv: -kv[1]):
             terminalreporter.write_line(f"{sec:7.1f} s  {name}")
-        terminalreporter.write_line(f"{sum(_NB_TIMES.values()):7.1f} s  total (summed over workers)")
+        terminalreporter.write_line(
+            f"{sum(_NB_TIMES.values()):7.1f} s  total (summed over workers)"
+        )

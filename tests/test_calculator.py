@@ -74,7 +74,9 @@ def test_committee_results():
     r = at.calc.results
     cp = committee_properties(models, atoms_to_batch(at, 3.5))
     np.testing.assert_allclose(e, cp.mean.energy.item())
-    assert r["energy_std"] > 0 and r["max_force_deviation"] == pytest.approx(float(cp.force_std.max()))
+    assert r["energy_std"] > 0 and r["max_force_deviation"] == pytest.approx(
+        float(cp.force_std.max())
+    )
     with pytest.raises(ValueError, match="at least two"):
         committee_properties(models[:1], atoms_to_batch(at, 3.5))
 

@@ -37,9 +37,17 @@ def trained(tmp_path_factory):
 
 
 def test_eval_json(trained):
-    out = run("eval", "--model", str(trained / "run"), "--data", str(trained / "cu.extxyz"), "--json")
+    out = run(
+        "eval", "--model", str(trained / "run"), "--data", str(trained / "cu.extxyz"), "--json"
+    )
     res = json.loads(out.stdout)
-    assert {"energy_mae_per_atom", "energy_rmse_per_atom", "force_mae", "force_rmse", "n_structures"} <= set(res)
+    assert {
+        "energy_mae_per_atom",
+        "energy_rmse_per_atom",
+        "force_mae",
+        "force_rmse",
+        "n_structures",
+    } <= set(res)
     assert res["n_structures"] == 16 and res["force_rmse"] > 0
     assert (trained / "run" / "parity.png").exists()
 
@@ -57,24 +65,60 @@ def test_md_json(trained):
 
 
 def test_errors_are_one_line(trained, tmp_path):
-    out = run("train", "--data", str(tmp_path / "nope.xyz"), "--out", str(tmp_path / "r"), check=False)
-    assert out.returncode == 2 and out.stderr.startswith("mlp: error:") and "Traceback" not in out.stderr
+    out = run(
+        "train", "--data", str(tmp_path / "nope.xyz"), "--out", str(tmp_path / "r"), check=False
+    )
+    assert (
+        out.returncode == 2
+        and out.stderr.startswith("mlp: error:")
+        and "Traceback" not in out.stderr
+    )
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("epochs: 2\nlearnig_rate: 0.1\n")
     out = run("train", "--data", str(trained / "cu.extxyz"), "--config", str(cfg), "--out", str(tmp_path / "r"),
               check=False)  # fmt: skip
     assert out.returncode == 2 and "learnig_rate" in out.stderr
-    out = run("train", "--data", str(trained / "cu.extxyz"), "--out", str(trained / "run"), "--epochs", "1", check=False)
+    out = run(
+        "train",
+        "--data",
+        str(trained / "cu.extxyz"),
+        "--out",
+        str(trained / "run"),
+        "--epochs",
+        "1",
+        check=False,
+    )
     assert out.returncode == 2 and "already holds a run" in out.stderr
-    out = run("eval", "--model", str(tmp_path / "missing"), "--data", str(trained / "cu.extxyz"), check=False)
+    out = run(
+        "eval",
+        "--model",
+        str(tmp_path / "missing"),
+        "--data",
+        str(trained / "cu.extxyz"),
+        check=False,
+    )
     assert out.returncode == 2 and "does not exist" in out.stderr
 
 
 def test_quickstart_tiny(tmp_path):
     from mlp_roadmap.cli import quickstart
 
-    m = quickstart(out=tmp_path / "q", n_train=24, epochs=2, md_steps=10, learning_curve_sizes=(8,), progress=False)
-    for f in ("report.md", "report.html", "metrics.json", "parity.png", "learning_curve.png", "nve_energy.png"):
+    m = quickstart(
+        out=tmp_path / "q",
+        n_train=24,
+        epochs=2,
+        md_steps=10,
+        learning_curve_sizes=(8,),
+        progress=False,
+    )
+    for f in (
+        "report.md",
+        "report.html",
+        "metrics.json",
+        "parity.png",
+        "learning_curve.png",
+        "nve_energy.png",
+    ):
         assert (tmp_path / "q" / f).exists(), f
     assert m["n_train"] == 24 and [r["size"] for r in m["learning_curve"]] == [8, 24]
     assert "Test errors" in (tmp_path / "q" / "report.md").read_text()
@@ -90,12 +134,24 @@ def test_md_lammps_engine(trained):
     out = run("md", "--model", str(trained / "run"), "--structure", str(trained / "start.extxyz"), "--steps", "10",
               "--engine", "lammps", "--temperature", "100", "--json")  # fmt: skip
     res = json.loads(out.stdout)
-    assert res["engine"] == "lammps" and res["n_atoms"] == 4 and np.isfinite(res["drift_meV_atom_ps"])
+    assert (
+        res["engine"] == "lammps" and res["n_atoms"] == 4 and np.isfinite(res["drift_meV_atom_ps"])
+    )
 
 
 def test_export_n2p2_and_torchscript(trained, tmp_path):
-    out = run("export", "--model", str(trained / "run"), "--format", "n2p2", "--out", str(tmp_path / "nnp"))
-    assert (tmp_path / "nnp" / "input.nn").exists() and "pair_style hdnnp" in (tmp_path / "nnp" / "README.md").read_text()
+    out = run(
+        "export",
+        "--model",
+        str(trained / "run"),
+        "--format",
+        "n2p2",
+        "--out",
+        str(tmp_path / "nnp"),
+    )
+    assert (tmp_path / "nnp" / "input.nn").exists() and "pair_style hdnnp" in (
+        tmp_path / "nnp" / "README.md"
+    ).read_text()
     assert "wrote n2p2 potential" in out.stdout
     bad = run("export", "--model", str(trained / "run"), "--format", "torchscript", "--out", str(tmp_path / "m.pt"),
               check=False)  # fmt: skip

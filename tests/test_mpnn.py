@@ -18,7 +18,9 @@ def make(cls, species=(29,), cutoff=3.5):
 
 
 def energy(model, atoms):
-    return compute_properties(model, atoms_to_batch(atoms, model.cutoff), forces=False).energy.item()
+    return compute_properties(
+        model, atoms_to_batch(atoms, model.cutoff), forces=False
+    ).energy.item()
 
 
 @pytest.fixture

@@ -98,7 +98,9 @@ def test_sigkill_mid_epoch_then_resume(data, tmp_path):
     assert (run / "checkpoint.pt").exists()
     res = train(TrainConfig(**cfg), tr, va, run, resume=True, progress=False)
     assert len(res.history) == len(ref.history)
-    np.testing.assert_allclose(res.history[-1]["valid_loss"], ref.history[-1]["valid_loss"], rtol=1e-9)
+    np.testing.assert_allclose(
+        res.history[-1]["valid_loss"], ref.history[-1]["valid_loss"], rtol=1e-9
+    )
     assert len((run / "log.csv").read_text().strip().splitlines()) == 1 + len(ref.history)
 
 
@@ -209,7 +211,11 @@ def test_killed_save_leaves_previous_file(tmp_path):
     m = SchNet([29], cutoff=3.0, n_features=8).double()
     save_model(m, tmp_path / "model")
     before = (tmp_path / "model" / "model.safetensors").read_bytes()
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SAVE, str(tmp_path / "model")], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SAVE, str(tmp_path / "model")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "written"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
