@@ -204,11 +204,11 @@ def triplets(
     counts = torch.bincount(idx_i, minlength=n_atoms)
     start = torch.cumsum(counts, 0) - counts
     centre = idx_i[order]
-    local = torch.arange(len(idx_i), device=idx_i.device) - start[centre]
+    local = torch.arange(idx_i.shape[0], device=idx_i.device) - start[centre]
     reps = counts[centre] - 1 - local  # partners after each sorted entry
-    a = torch.repeat_interleave(torch.arange(len(idx_i), device=idx_i.device), reps)
+    a = torch.repeat_interleave(torch.arange(idx_i.shape[0], device=idx_i.device), reps)
     run = torch.cumsum(reps, 0) - reps
-    b = a + 1 + torch.arange(len(a), device=idx_i.device) - run[a]
+    b = a + 1 + torch.arange(a.shape[0], device=idx_i.device) - run[a]
     return order[a], order[b]
 
 # %% ../nbs/05_descriptors.ipynb #cb1e1581032b452c9409d6c6813c49d1
@@ -303,7 +303,7 @@ class _Block(nn.Module):
             idx = getattr(self, f"{k}_idx")
             n_f, n_c, n_r = len(idx), len(ang_c), len(rad_c)
             if n_c * n_r <= 2 * n_f:  # dense grid: one outer product, columns picked after the sum
-                out.append((ang[:, :, None] * rad[:, None, :]).reshape(len(ang), n_c * n_r))
+                out.append((ang[:, :, None] * rad[:, None, :]).reshape(ang.shape[0], n_c * n_r))
                 cols.append(off + idx[:, 0] * n_r + idx[:, 1])
                 off += n_c * n_r
             else:
@@ -370,7 +370,6 @@ class SymmetryFunctions(nn.Module):
         ang = [b.r_cut for b in blocks if b.angular]
         self.r_cut_angular = max(ang) if ang else 0.0
         self.cutoff = max(b.r_cut for b in blocks)
-        self.has_g4 = any(f.kind == "G4" for f in fns)
 
     def species_index(self, numbers: Tensor) -> Tensor:  # (N,) atomic numbers -> (N,) 0..S-1
         "Index of every atom's element in `species`; ValueError for unknown elements"
@@ -392,7 +391,7 @@ class SymmetryFunctions(nn.Module):
         idx_j: Tensor,  # (E,) neighbour atoms
     ) -> Tensor:  # (N, n_features) features, zero-padded per centre element
         "Symmetry functions of every atom (differentiable in d_ij)"
-        n = len(numbers)
+        n = numbers.shape[0]
         if n == 0:
             raise ValueError("cannot compute descriptors of an empty structure (0 atoms)")
         sp = self.species_index(numbers)
@@ -400,29 +399,12 @@ class SymmetryFunctions(nn.Module):
         out = d_ij.new_zeros(n * self.n_features)
         rows = torch.arange(n, device=d_ij.device)[:, None] * self.n_features
         zi, zj = sp[idx_i], sp[idx_j]
-        trip = None
+        pairs = None
         for blk in self.blocks:
             if blk.angular:
-                if trip is None:
-                    trip = self._triplets(d_ij, r, idx_i, n)
-                a, b, r_ij, r_ik, cos, r_jk = trip
-                keep = (r_ij < blk.r_cut) & (r_ik < blk.r_cut)
-                if len(self.species) > 1:
-                    e1, e2 = blk.el_idx
-                    za, zb = zj.index_select(0, a), zj.index_select(0, b)
-                    keep &= ((za == e1) & (zb == e2)) | ((za == e2) & (zb == e1))
-                    if blk.center_idx >= 0:
-                        keep &= zi.index_select(0, a) == blk.center_idx
-                if blk.kinds == ["G4"]:  # f_c(r_jk) = 0 beyond the cutoff
-                    keep &= r_jk < blk.r_cut
-                if not bool(keep.all()):
-                    t = torch.nonzero(keep).squeeze(1)
-                    a, b, r_ij, r_ik, cos = (x.index_select(0, t) for x in (a, b, r_ij, r_ik, cos))
-                    r_jk = None if r_jk is None else r_jk.index_select(0, t)
-                fc = blk._fc(r)
-                fc = fc.index_select(0, a) * fc.index_select(0, b)
-                vals, sel = blk.angular_terms(r_ij, r_ik, cos, r_jk, fc)
-                centre = idx_i.index_select(0, a)
+                if pairs is None:
+                    pairs = self._sorted_pairs(d_ij, r, idx_i, zj, n)
+                vals, sel, centre = self._angular(blk, pairs, sp)
                 acc = d_ij.new_zeros(n, vals.shape[1]).index_add(0, centre, vals)[:, sel]
             else:
                 keep = (r < blk.r_cut) & (zj == blk.el_idx[0])
@@ -434,21 +416,51 @@ class SymmetryFunctions(nn.Module):
             out = out.index_add(0, flat.reshape(-1), acc.reshape(-1))
         return out.view(n, self.n_features)
 
-    def _triplets(self, d_ij: Tensor, r: Tensor, idx_i: Tensor, n: int) -> tuple:
-        "Triplets among the entries within the largest angular cutoff, with their geometry"
+    def _sorted_pairs(self, d_ij: Tensor, r: Tensor, idx_i: Tensor, zj: Tensor, n: int) -> tuple:
+        "Entries within the largest angular cutoff, sorted by (centre, neighbour element), and block starts"
+        S = len(self.species)
         p = torch.nonzero(r < self.r_cut_angular).squeeze(1)
-        a, b = triplets(idx_i[p], n)
-        a, b = p[a], p[b]
+        key = idx_i.index_select(0, p) * S + zj.index_select(0, p)
+        order = torch.argsort(key, stable=True)
+        p, key = p.index_select(0, order), key.index_select(0, order)
+        counts = torch.bincount(key, minlength=n * S)  # entries of every (centre, element) block
+        start = torch.cumsum(counts, 0) - counts
+        return key, start, counts, r.index_select(0, p), d_ij.index_select(0, p).unbind(1)
+
+    def _angular(self, blk: _Block, pairs: tuple, sp: Tensor) -> tuple:
+        "One angular block: each centre pairs its own (element e1) entries with its (element e2) entries"
+        key, start, counts, r, xyz = pairs
+        S = len(self.species)
+        e1, e2 = blk.el_idx
+        centre = torch.div(key, S, rounding_mode="floor")
+        ok = (key - centre * S == e1) & (r < blk.r_cut)
+        if blk.center_idx >= 0:
+            ok &= sp.index_select(0, centre) == blk.center_idx
+        first = torch.nonzero(ok).squeeze(1)
+        partner = centre.index_select(0, first) * S + e2
+        end = start.index_select(0, partner) + counts.index_select(0, partner)
+        base = first + 1 if e1 == e2 else start.index_select(0, partner)  # same block: k after j
+        m = end - base
+        a = torch.repeat_interleave(first, m)
+        b = torch.repeat_interleave(base - (torch.cumsum(m, 0) - m), m)
+        b = b + torch.arange(a.shape[0], device=key.device)
+        t = torch.nonzero(r.index_select(0, b) < blk.r_cut).squeeze(1)
+        a, b = a.index_select(0, t), b.index_select(0, t)
         r_ij, r_ik = r.index_select(0, a), r.index_select(0, b)
-        x, y, z = d_ij.unbind(1)  # componentwise: avoids slow reductions over a length-3 axis
-        dot = sum(c.index_select(0, a) * c.index_select(0, b) for c in (x, y, z))
+        dot = sum(c.index_select(0, a) * c.index_select(0, b) for c in xyz)
         cos = dot / (r_ij * r_ik)
         r_jk = None
-        if self.has_g4:
-            r_jk = sum(
-                (c.index_select(0, b) - c.index_select(0, a)).square() for c in (x, y, z)
-            ).sqrt()
-        return a, b, r_ij, r_ik, cos, r_jk
+        if "G4" in blk.kinds:
+            r_jk = sum((c.index_select(0, b) - c.index_select(0, a)).square() for c in xyz).sqrt()
+            if blk.kinds == ["G4"]:  # f_c(r_jk) = 0 beyond the cutoff
+                t = torch.nonzero(r_jk < blk.r_cut).squeeze(1)
+                a, b, r_ij, r_ik, cos, r_jk = (
+                    x.index_select(0, t) for x in (a, b, r_ij, r_ik, cos, r_jk)
+                )
+        fc = blk._fc(r)
+        fc = fc.index_select(0, a) * fc.index_select(0, b)
+        vals, sel = blk.angular_terms(r_ij, r_ik, cos, r_jk, fc)
+        return vals, sel, centre.index_select(0, a)
 
     def hparams(self) -> dict:
         "JSON-able constructor arguments: `SymmetryFunctions(**sf.hparams())` rebuilds it"

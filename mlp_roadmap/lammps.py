@@ -438,7 +438,7 @@ def run_md_lammps(
     log: str | Path | None = None,  # LAMMPS log file
 ) -> MDResult:
     "`run_ase_md` with LAMMPS as the integrator and `atoms.calc` as the force field (fix external)"
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from mlp_roadmap.calculator import thermalize
 
     if steps < 0 or dt_fs <= 0 or temperature_K < 0 or log_every < 1:
         raise ValueError("steps must be >= 0, dt_fs > 0, temperature_K >= 0 and log_every >= 1")
@@ -446,10 +446,7 @@ def run_md_lammps(
         raise ValueError("atoms has no calculator attached")
     fixes = _ensemble_commands(ensemble, temperature_K, friction, pressure_GPa, seed)
     start = atoms.copy()
-    MaxwellBoltzmannDistribution(
-        start, temperature_K=temperature_K, rng=np.random.default_rng(seed)
-    )
-    Stationary(start)
+    thermalize(start, temperature_K, seed)  # the same velocities as run_ase_md
     s = lammps_session(atoms.calc, start, log)
     rows, writer = [], None
     if trajectory is not None:

@@ -142,6 +142,43 @@ def _sort_key(f: dict) -> tuple:
 _SF_KEYS = ("center", "type", "neighbors", "eta", "rs", "rc", "lambda", "zeta")
 
 
+def _check_function(
+    f: dict,  # one symmetry function (see `N2P2SymmetryFunctions`)
+    species: list[int],  # atomic numbers the model knows
+) -> dict:  # the checked, normalised function
+    "Validate one n2p2 symmetry-function dict; raises ValueError naming the problem"
+    missing = [
+        k for k in _SF_KEYS if k not in f and not (f.get("type") == 2 and k in ("lambda", "zeta"))
+    ]
+    if missing:
+        raise ValueError(f"symmetry function {f} lacks {missing}")
+    if f["type"] not in (2, 3, 9):
+        raise ValueError(f"symmetry function type {f['type']} is not supported (only 2, 3 and 9)")
+    nb = [int(z) for z in f["neighbors"]]
+    if len(nb) != (1 if f["type"] == 2 else 2):
+        raise ValueError(
+            f"type {f['type']} needs {1 if f['type'] == 2 else 2} neighbour elements, got {nb}"
+        )
+    if any(z not in species for z in [f["center"], *nb]):
+        raise ValueError(f"symmetry function {f} uses elements outside {species}")
+    bad = [k for k in _SF_KEYS[3:] if k in f and not math.isfinite(float(f[k]))]
+    if bad:
+        raise ValueError(f"symmetry function parameters {bad} must be finite, got {f}")
+    if not f["rc"] > 0:
+        raise ValueError(f"symmetry function cutoff must be positive, got {f['rc']}")
+    out = {
+        "center": int(f["center"]),
+        "type": int(f["type"]),
+        "neighbors": sorted(nb),
+        "eta": float(f["eta"]),
+        "rs": float(f["rs"]),
+        "rc": float(f["rc"]),
+    }
+    if out["type"] != 2:
+        out.update({"lambda": float(f["lambda"]), "zeta": float(f["zeta"])})
+    return out
+
+
 class N2P2SymmetryFunctions(nn.Module):
     "n2p2's element-resolved symmetry functions of types 2 (radial), 3 (narrow) and 9 (wide angular), in Å"
 
@@ -158,7 +195,7 @@ class N2P2SymmetryFunctions(nn.Module):
         self.species = [int(z) for z in species]
         self.cutoff_type, self.cutoff_alpha = int(cutoff_type), float(cutoff_alpha)
         n2p2_cutoff(torch.zeros(1), 1.0, self.cutoff_type, self.cutoff_alpha)  # validates both
-        checked = [self._check(dict(f)) for f in functions]
+        checked = [_check_function(dict(f), self.species) for f in functions]
         self.functions = sorted(
             checked, key=lambda f: (self.species.index(f["center"]), _sort_key(f))
         )
@@ -172,39 +209,6 @@ class N2P2SymmetryFunctions(nn.Module):
         table = torch.full((max(self.species) + 1,), -1, dtype=torch.long)
         table[torch.tensor(self.species)] = torch.arange(len(self.species))
         self.register_buffer("species_index", table, persistent=False)
-
-    def _check(self, f: dict) -> dict:
-        missing = [
-            k
-            for k in _SF_KEYS
-            if k not in f and not (f.get("type") == 2 and k in ("lambda", "zeta"))
-        ]
-        if missing:
-            raise ValueError(f"symmetry function {f} lacks {missing}")
-        if f["type"] not in (2, 3, 9):
-            raise ValueError(
-                f"symmetry function type {f['type']} is not supported (only 2, 3 and 9)"
-            )
-        nb = [int(z) for z in f["neighbors"]]
-        if len(nb) != (1 if f["type"] == 2 else 2):
-            raise ValueError(
-                f"type {f['type']} needs {1 if f['type'] == 2 else 2} neighbour elements, got {nb}"
-            )
-        if any(z not in self.species for z in [f["center"], *nb]):
-            raise ValueError(f"symmetry function {f} uses elements outside {self.species}")
-        if not f["rc"] > 0:
-            raise ValueError(f"symmetry function cutoff must be positive, got {f['rc']}")
-        out = {
-            "center": int(f["center"]),
-            "type": int(f["type"]),
-            "neighbors": sorted(nb),
-            "eta": float(f["eta"]),
-            "rs": float(f["rs"]),
-            "rc": float(f["rc"]),
-        }
-        if out["type"] != 2:
-            out.update({"lambda": float(f["lambda"]), "zeta": float(f["zeta"])})
-        return out
 
     def hparams(self) -> dict:
         "JSON-able constructor arguments"
@@ -450,12 +454,20 @@ def _settings(path: Path) -> list[tuple[int, str, list[str]]]:
     if not path.is_file():
         raise FileNotFoundError(f"n2p2 settings file not found: {path}")
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(_read_text(path).splitlines(), start=1):
         line = line.split("#", 1)[0].split("!", 1)[0].strip()
         if line:
             words = line.split()
             out.append((n, words[0], words[1:]))
     return out
+
+
+def _read_text(path: Path) -> str:
+    "Text of `path`; bytes that are not UTF-8 raise a ValueError naming the file"
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text file ({e})") from None
 
 
 def _fail(path: Path, line: int, msg: str) -> ValueError:
@@ -467,6 +479,14 @@ def _float(path: Path, line: int, word: str, what: str) -> float:
         return float(word)
     except ValueError:
         raise _fail(path, line, f"{what} must be a number, got {word!r}") from None
+
+
+def _int(path: Path, line: int, word: str, what: str) -> int:
+    "An integer field (count or index); inf, NaN and fractions raise naming the file and line"
+    x = _float(path, line, word, what)
+    if not (math.isfinite(x) and x == int(x)):
+        raise _fail(path, line, f"{what} must be an integer, got {word!r}")
+    return int(x)
 
 # %% ../nbs/06a_n2p2.ipynb #b05b27d8
 def _parse_symfunction(path: Path, line: int, args: list[str], L: float) -> dict:
@@ -559,7 +579,7 @@ def read_input_nn(
     line, args = _single(path, entries, "elements", 1)
     species = sorted(_symbol(path, line, s) for s in args)
     n_line, n_args = _single(path, entries, "number_of_elements", 1)
-    if int(_float(path, n_line, n_args[0], "number_of_elements")) != len(species):
+    if _int(path, n_line, n_args[0], "number_of_elements") != len(species):
         raise _fail(path, n_line, f"number_of_elements {n_args[0]} does not match elements {args}")
     for key in ("nnp_type", "nn_type"):
         if (found := _single(path, entries, key, 1)) and found[1][0] not in ("0", "2"):
@@ -577,6 +597,10 @@ def read_input_nn(
     for ln, f in funcs:
         if f["center"] not in species or any(z not in species for z in f["neighbors"]):
             raise _fail(path, ln, f"symmetry function uses an element outside 'elements' {args}")
+        try:
+            _check_function(f, species)
+        except ValueError as e:
+            raise _fail(path, ln, str(e)) from None
     s["functions"] = [f for _, f in funcs]  # N2P2SymmetryFunctions sorts them in n2p2 order
     for z in species:
         if not any(f["center"] == z for f in s["functions"]):
@@ -611,7 +635,7 @@ def _scaling_settings(path: Path, entries: dict) -> dict:
 # %% ../nbs/06a_n2p2.ipynb #78242436
 def _network_settings(path: Path, entries: dict, species: list[int]) -> dict:
     line, args = _single(path, entries, "global_hidden_layers_short", 1)
-    n_hidden = int(_float(path, line, args[0], "global_hidden_layers_short"))
+    n_hidden = _int(path, line, args[0], "global_hidden_layers_short")
     line, nodes = _single(path, entries, "global_nodes_short", n_hidden)
     if len(nodes) != n_hidden:
         raise _fail(
@@ -619,7 +643,7 @@ def _network_settings(path: Path, entries: dict, species: list[int]) -> dict:
             line,
             f"global_nodes_short lists {len(nodes)} layers, but global_hidden_layers_short is {n_hidden}",
         )
-    hidden = [int(_float(path, line, w, "number of nodes")) for w in nodes]
+    hidden = [_int(path, line, w, "number of nodes") for w in nodes]
     line, acts = _single(path, entries, "global_activation_short", n_hidden)
     if len(acts) not in (n_hidden, n_hidden + 1):
         raise _fail(
@@ -638,12 +662,12 @@ def _network_settings(path: Path, entries: dict, species: list[int]) -> dict:
     for ln, a in entries.get("element_nodes_short", []):
         if len(a) != 3:
             raise _fail(path, ln, "element_nodes_short needs 'element layer nodes'")
-        z, layer = _symbol(path, ln, a[0]), int(_float(path, ln, a[1], "layer"))
+        z, layer = _symbol(path, ln, a[0]), _int(path, ln, a[1], "layer")
         if not 1 <= layer <= n_hidden:
             raise _fail(
                 path, ln, f"element_nodes_short layer {layer} is not a hidden layer (1..{n_hidden})"
             )
-        per_element.setdefault(z, list(hidden))[layer - 1] = int(_float(path, ln, a[2], "nodes"))
+        per_element.setdefault(z, list(hidden))[layer - 1] = _int(path, ln, a[2], "nodes")
     return {
         "hidden": hidden,
         "activation": [N2P2_ACTIVATIONS[a] for a in acts[:n_hidden]],
@@ -690,7 +714,7 @@ def read_scaling(
     if not path.is_file():
         raise FileNotFoundError(f"n2p2 scaling file not found: {path}")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         w = line.split()
@@ -698,8 +722,11 @@ def read_scaling(
             raise _fail(
                 path, n, f"expected 'element index min max mean [sigma]', got {len(w)} fields"
             )
-        vals = [_float(path, n, x, "scaling value") for x in w[:6]]
-        rows.append((n, vals + [0.0] * (6 - len(vals))))
+        idx = [_int(path, n, x, "element/function index") for x in w[:2]]
+        vals = [_float(path, n, x, "scaling value") for x in w[2:6]]
+        if not all(math.isfinite(v) for v in vals):
+            raise _fail(path, n, f"scaling statistics must be finite, got {w[2:6]}")
+        rows.append((n, idx + vals + [0.0] * (4 - len(vals))))
     if len(rows) < sum(n_features):
         raise ValueError(
             f"{path}: {len(rows)} scaling lines, but the settings define {sum(n_features)} functions"
@@ -708,11 +735,11 @@ def read_scaling(
     for e, d in enumerate(n_features):
         block = rows[k : k + d]
         for i, (n, v) in enumerate(block):
-            if int(v[0]) != e + 1 or int(v[1]) != i + 1:
+            if v[0] != e + 1 or v[1] != i + 1:
                 raise _fail(
                     path,
                     n,
-                    f"expected element {e + 1} function {i + 1}, got {int(v[0])} {int(v[1])}",
+                    f"expected element {e + 1} function {i + 1}, got {v[0]} {v[1]}",
                 )
         out.append(np.array([v[2:6] for _, v in block], dtype=np.float64))
         k += d
@@ -735,7 +762,7 @@ def read_weights(
     B = [np.full(b, np.nan) for b in sizes[1:]]
     expected = sum(w.size + len(b) for w, b in zip(W, B))
     count = 0
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         w = line.split()

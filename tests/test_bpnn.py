@@ -297,14 +297,7 @@ def _desc(kind, species):
     return N2P2SymmetryFunctions(species, fns, cutoff_type=1)
 
 
-ACSF_TRACE = pytest.mark.xfail(
-    strict=True,
-    reason="descriptors.SymmetryFunctions freezes sizes under torch.jit.trace (len(numbers), "
-    "triplets' arange(len(.)), reshape(len(ang), ...)); fix belongs in nbs/05_descriptors.ipynb",
-)
-
-
-@pytest.mark.parametrize("kind", ["n2p2", pytest.param("acsf", marks=ACSF_TRACE)])
+@pytest.mark.parametrize("kind", ["n2p2", "acsf"])
 @pytest.mark.parametrize("species", [[29], [29, 79]])
 def test_torchscript_export_and_reload(tmp_path, species, kind):
     from mlp_roadmap.lammps import export_torchscript, load_torchscript, structure_tensors

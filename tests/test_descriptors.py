@@ -100,7 +100,13 @@ def random_cell(draw):
 def test_random_triclinic_cells_match_dscribe(case):
     at, r_cut = case
     kw = dict(r_cut=r_cut, species=[1, 6, 8], periodic=True, **PARAMS)
-    _close(ACSF(**kw).create(at), DScribeACSF(**kw).create(at))
+    ours, ref = ACSF(**kw).create(at), DScribeACSF(**kw).create(at)
+    # DScribe returns NaN for exactly collinear triplets with a non-integer zeta (1 + lambda cos
+    # rounds to a tiny negative base); ours clamps the base at 0, so compare where DScribe is finite
+    assert np.isfinite(ours).all()
+    ok = np.isfinite(ref)
+    assert ok.mean() > 0.9
+    _close(ours[ok], ref[ok])
 
 
 def test_create_list_shapes():
