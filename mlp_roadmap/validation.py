@@ -416,13 +416,23 @@ def liquid(
     every: int = 5,  # record a frame every n production steps
     r_max: float = 6.0,  # RDF range (Å)
     seed: int = 0,  # seeds velocities and thermostat
+    min_distance: float = 1.0,  # stop if atoms come closer than this (Å): the potential broke down
 ) -> LiquidResult:
     "RDF and diffusion coefficient of the liquid: Langevin melt at `temperature_K`, then NVE"
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import Stationary
     from ase.md.verlet import VelocityVerlet
 
-    from mlp_roadmap.md import diffusion_coefficient, msd, rdf, unwrap_positions
+    from mlp_roadmap.md import MDInstabilityError, diffusion_coefficient, msd, rdf, unwrap_positions
+    from mlp_roadmap.neighbors import neighbor_list
+
+    def guard(stage):
+        r = neighbor_list(at, min_distance).r_ij
+        if len(r):
+            raise MDInstabilityError(
+                f"liquid at {temperature_K} K: atoms {float(r.min()):.2f} Å apart after {stage} "
+                f"(below {min_distance} Å): the potential has no short-range repulsion there (extrapolation)"
+            )
 
     if steps < 4 * every or melt_steps < 0:  # the MSD fit needs a few frames
         raise ValueError(
@@ -442,6 +452,7 @@ def liquid(
         fixcm=False,
         rng=rng,
     ).run(melt_steps)
+    guard("melting")
     Stationary(at)
     frames, temps = [], []
     dyn = VelocityVerlet(at, dt_fs * units.fs)
@@ -450,6 +461,7 @@ def liquid(
         interval=every,
     )
     dyn.run(steps)
+    guard("the NVE run")
     pos = np.stack(frames)
     r, g = (x.numpy() for x in rdf(pos, at.cell.array, r_max, n_bins=120))
     m = msd(unwrap_positions(pos, at.cell.array)).numpy()
