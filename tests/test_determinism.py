@@ -190,11 +190,6 @@ def test_run_ase_md_stops_on_non_finite_energy():
         run_ase_md(at, "nve", steps=200, dt_fs=20.0, temperature_K=2000, min_distance=0.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calculator.run_ase_md: MLPCalculator raises FloatingPointError (no step number) before "
-    "run_ase_md's own non-finite guard; it should re-raise MDInstabilityError naming the step",
-)
 def test_run_ase_md_non_finite_energy_is_md_instability_with_step():
     at = _argon()
     at.calc = MLPCalculator(_NaNAfter(r_bad=3.3))
