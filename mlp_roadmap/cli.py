@@ -320,22 +320,17 @@ def quickstart(
 QUICKSTART_SETTINGS = {  # per-model training settings of the quickstart (bundled Cu data)
     # 4 Å holds the first two neighbour shells of Cu: an epoch costs 8x less than at 5 Å (angular triplets)
     "bp": dict(cutoff=4.0, batch_size=16, lr=5e-3, w_forces=10.0, patience=30, dtype="float32"),
-    "schnet": dict(
-        cutoff=4.0,
-        batch_size=16,
-        lr=3e-3,
-        w_forces=10.0,
-        dtype="float32",
-        model_hparams=dict(n_features=32, n_interactions=2),
+    "schnet": (
+        _MPNN := dict(
+            cutoff=4.0,
+            batch_size=16,
+            lr=3e-3,
+            w_forces=10.0,
+            dtype="float32",
+            model_hparams=dict(n_features=32, n_interactions=2),
+        )
     ),
-    "painn": dict(
-        cutoff=4.0,
-        batch_size=16,
-        lr=3e-3,
-        w_forces=10.0,
-        dtype="float32",
-        model_hparams=dict(n_features=32, n_interactions=2),
-    ),
+    "painn": _MPNN,
 }
 
 

@@ -67,7 +67,16 @@ def sinc_rbf(r: Tensor, cutoff: float, n_rbf: int) -> Tensor:  # (E,) Å -> (E, 
 class _AtomicModel(nn.Module):
     "Shared parts of the message-passing models: species, reference energies, readout scale"
 
-    def __init__(self, species: list[int], cutoff: float, ref_energies: dict | None, scale: float):
+    def __init__(
+        self,
+        species: list[int],
+        cutoff: float,
+        ref_energies: dict | None,
+        scale: float,
+        n_features: int,
+        n_interactions: int,
+        n_rbf: int,
+    ):
         super().__init__()
         if not (cutoff > 0 and math.isfinite(cutoff)):
             raise ValueError(f"cutoff must be positive and finite (Å), got {cutoff}")
@@ -78,6 +87,13 @@ class _AtomicModel(nn.Module):
             ref[self.species.index(int(z))] = float(e)
         self.register_buffer("ref_energies", ref)
         self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
+        self.n_features, self.n_interactions, self.n_rbf = n_features, n_interactions, n_rbf
+        self.embedding = nn.Embedding(len(self.species), n_features)
+
+    def hparams(self) -> dict:
+        "JSON-able constructor arguments: `type(model)(**model.hparams())` rebuilds the architecture"
+        return dict(species=self.species, cutoff=self.cutoff, n_features=self.n_features,
+                    n_interactions=self.n_interactions, n_rbf=self.n_rbf)  # fmt: skip
 
     def set_reference_energies(self, ref: dict) -> None:  # {atomic number: eV}
         "Set per-element reference energies (eV), e.g. fitted by least squares on training data"
@@ -133,21 +149,10 @@ class SchNet(_AtomicModel):
         ref_energies: dict | None = None,  # per-element reference energies {Z: eV}
         scale: float = 1.0,  # scale of the network's atomic energy output (eV)
     ):
-        super().__init__(species, cutoff, ref_energies, scale)
-        self.n_features, self.n_interactions, self.n_rbf = n_features, n_interactions, n_rbf
-        self.embedding = nn.Embedding(len(species), n_features)
+        super().__init__(species, cutoff, ref_energies, scale, n_features, n_interactions, n_rbf)
         self.interactions = nn.ModuleList(CFConv(n_features, n_rbf) for _ in range(n_interactions))
         self.readout = nn.Sequential(
             nn.Linear(n_features, n_features // 2), ShiftedSoftplus(), nn.Linear(n_features // 2, 1)
-        )
-
-    def hparams(self) -> dict:
-        return dict(
-            species=self.species,
-            cutoff=self.cutoff,
-            n_features=self.n_features,
-            n_interactions=self.n_interactions,
-            n_rbf=self.n_rbf,
         )
 
     def forward(self, batch: Batch, d_ij: Tensor) -> Tensor:  # -> (N,) atomic energies (eV)
@@ -213,24 +218,13 @@ class PaiNN(_AtomicModel):
         ref_energies: dict | None = None,  # per-element reference energies {Z: eV}
         scale: float = 1.0,  # scale of the network's atomic energy output (eV)
     ):
-        super().__init__(species, cutoff, ref_energies, scale)
-        self.n_features, self.n_interactions, self.n_rbf = n_features, n_interactions, n_rbf
-        self.embedding = nn.Embedding(len(species), n_features)
+        super().__init__(species, cutoff, ref_energies, scale, n_features, n_interactions, n_rbf)
         self.messages = nn.ModuleList(
             PaiNNMessage(n_features, n_rbf) for _ in range(n_interactions)
         )
         self.updates = nn.ModuleList(PaiNNUpdate(n_features) for _ in range(n_interactions))
         self.readout = nn.Sequential(
             nn.Linear(n_features, n_features // 2), nn.SiLU(), nn.Linear(n_features // 2, 1)
-        )
-
-    def hparams(self) -> dict:
-        return dict(
-            species=self.species,
-            cutoff=self.cutoff,
-            n_features=self.n_features,
-            n_interactions=self.n_interactions,
-            n_rbf=self.n_rbf,
         )
 
     def forward(self, batch: Batch, d_ij: Tensor) -> Tensor:  # -> (N,) atomic energies (eV)
