@@ -124,6 +124,7 @@ class TrainConfig:
         None  # fixed isolated-atom reference energies {Z: eV} (None: least-squares fit)
     )
     checkpoint_every: int = 1  # epochs between resumable checkpoints
+    tensorboard: bool = False  # also log every epoch to run_dir/tensorboard (needs `tensorboard`)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -165,6 +166,7 @@ class TrainConfig:
                 "int": lambda x: type(x) is int,
                 "float": lambda x: type(x) in (int, float) and math.isfinite(x),
                 "str": lambda x: isinstance(x, str),
+                "bool": lambda x: type(x) is bool,
                 "dict": lambda x: isinstance(x, dict),
                 "dict | None": lambda x: x is None or isinstance(x, dict),
             }.get(t, lambda x: True)(v)
@@ -757,6 +759,7 @@ def train(
                   "n_train": len(train_atoms), "n_valid": len(valid_atoms),
                   "min_distance": min_pair_distance(train_atoms, cfg.cutoff)}  # fmt: skip
     n_batches_done = 0
+    tb = _tensorboard_writer(run_dir) if cfg.tensorboard and rank == 0 else None
     bar = tqdm(range(start, cfg.epochs), desc=f"train {cfg.model}", disable=not progress or rank != 0,
                initial=start, total=cfg.epochs)  # fmt: skip
     for epoch in bar:
@@ -813,6 +816,11 @@ def train(
             E=f"{1000 * verr['valid_e_rmse']:.1f}meV/at", F=f"{verr['valid_f_rmse']:.3f}eV/Å"
         )
         stop = bad_epochs >= cfg.patience
+        if tb is not None:
+            for k, v in row.items():
+                if k != "epoch":
+                    tb.add_scalar(k, v, epoch)
+            tb.flush()
         if rank == 0:
             _append_csv(run_dir / "log.csv", row)
             if (epoch + 1) % cfg.checkpoint_every == 0 or stop or epoch == cfg.epochs - 1:
@@ -823,12 +831,25 @@ def train(
                 atomic_write(ckpt_path, lambda p, ck=ck: torch.save(ck, p))
         if stop:
             break
+    if tb is not None:
+        tb.close()
     if best_epoch < 0:
         raise RuntimeError("training ran no epoch: increase epochs")
     if world > 1:  # rank 0 writes the best model: wait for it before every rank reads it
         torch.distributed.barrier()
     best_model = load_model(run_dir, device=device, dtype=dtype)
     return TrainResult(best_model, run_dir, history, best_epoch, best)
+
+
+def _tensorboard_writer(run_dir: Path):
+    "A TensorBoard SummaryWriter logging into run_dir/tensorboard"
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError(
+            "tensorboard=True needs the tensorboard package: pip install tensorboard"
+        ) from None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -411,13 +411,13 @@ def campaign_deepmd(tmp_path):
 
 def _cu_n2p2_model():
     from mlp_roadmap.bpnn import BPModel
-    from mlp_roadmap.n2p2 import N2P2SymmetryFunctions
+    from mlp_roadmap.n2p2 import n2p2_symmetry_functions
 
     fns = [dict(center=29, type=2, neighbors=[29], eta=0.5, rs=0.0, rc=4.0),
            dict(center=29, type=2, neighbors=[29], eta=0.1, rs=2.5, rc=4.0),
            dict(center=29, type=3, neighbors=[29, 29], eta=0.02, rs=0.0, rc=4.0, **{"lambda": -1.0, "zeta": 2.0})]  # fmt: skip
     torch.manual_seed(0)
-    m = BPModel([29], N2P2SymmetryFunctions([29], fns, cutoff_type=6, cutoff_alpha=0.1), hidden=[3],
+    m = BPModel([29], n2p2_symmetry_functions([29], fns, cutoff_type=6, cutoff_alpha=0.1), hidden=[3],
                 activation=["tanh"], scaling="scalecenter", scale_min=-1.0, scale_max=1.0).double()  # fmt: skip
     with torch.no_grad():
         m.feature_min.fill_(0.1)
@@ -518,7 +518,7 @@ CAMPAIGNS = {  # reader -> (campaign, number of cases it must try)
     "deepmd": (campaign_deepmd, 352),
     "n2p2-data": (campaign_n2p2_data, 300),
     "n2p2-potential": (campaign_n2p2_potential, 453),
-    "yaml-config": (campaign_yaml_config, 428),
+    "yaml-config": (campaign_yaml_config, 441),
     "model-dir": (campaign_model_dir, 275),
 }
 _RESULTS: dict[str, tuple[int, list[str]]] = {}

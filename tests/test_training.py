@@ -253,3 +253,25 @@ def test_torchrun_two_processes_gloo(data, tmp_path):
     assert len(lines) == 2 and lines[0].split("checksum")[1] == lines[1].split("checksum")[1]
     assert (tmp_path / "ddp" / "card.json").exists()
     assert evaluate(load_model(tmp_path / "ddp"), va)["n_structures"] == len(va)
+
+
+def test_tensorboard_log(data, tmp_path):
+    pytest.importorskip("torch.utils.tensorboard")
+    tr, va = data
+    train(
+        TrainConfig(**{**CFG, "epochs": 2, "tensorboard": True}),
+        tr,
+        va,
+        tmp_path / "tb",
+        progress=False,
+    )
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ev = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    ev.Reload()
+    steps = [s.step for s in ev.Scalars("valid_loss")]
+    assert steps == [0, 1] and {"train_loss", "valid_e_rmse", "valid_f_rmse", "lr"} <= set(
+        ev.Tags()["scalars"]
+    )
+    with pytest.raises(ValueError, match="tensorboard"):
+        TrainConfig.from_dict({"tensorboard": "yes"})
