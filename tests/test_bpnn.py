@@ -18,7 +18,7 @@ from mlp_roadmap.bpnn import (
 )
 from mlp_roadmap.descriptors import ACSF
 from mlp_roadmap.md import compute_properties
-from mlp_roadmap.n2p2 import N2P2SymmetryFunctions
+from mlp_roadmap.n2p2 import n2p2_symmetry_functions
 from mlp_roadmap.neighbors import atoms_to_batch
 
 RC = 4.0
@@ -49,7 +49,7 @@ def _n2p2_descriptor():
             **{"lambda": 1.0, "zeta": 1.0},
         )
     ]
-    return N2P2SymmetryFunctions([29], fns, cutoff_type=1)
+    return n2p2_symmetry_functions([29], fns, cutoff_type=1)
 
 
 def _acsf():
@@ -294,7 +294,7 @@ def _desc(kind, species):
     ]
     fns += [dict(center=c, type=3, neighbors=[species[0], species[-1]], eta=0.02, rs=0.0, rc=RC,
                  **{"lambda": 1.0, "zeta": 2.0}) for c in species]  # fmt: skip
-    return N2P2SymmetryFunctions(species, fns, cutoff_type=1)
+    return n2p2_symmetry_functions(species, fns, cutoff_type=1)
 
 
 @pytest.mark.parametrize("kind", ["n2p2", "acsf"])
