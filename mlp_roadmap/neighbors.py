@@ -19,8 +19,8 @@ from ase.geometry import minkowski_reduce
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['MAX_PAIRS', 'NeighborList', 'neighbor_list_brute', 'neighbor_list', 'VerletList', 'pair_vectors', 'BatchNeighborList',
-           'batch_neighbor_list', 'Batch', 'atoms_to_batch']
+__all__ = ['MAX_PAIRS', 'ALL_PAIRS_MAX_ATOMS', 'NeighborList', 'neighbor_list_brute', 'neighbor_list', 'VerletList',
+           'pair_vectors', 'BatchNeighborList', 'batch_neighbor_list', 'Batch', 'atoms_to_batch']
 
 # %% ../nbs/03_neighbor_lists.ipynb #8763a12b2bbd4a93a75aff182afb95dc
 class NeighborList(NamedTuple):
@@ -41,10 +41,12 @@ def _as_arrays(
     "Validated `(positions, cell, pbc)` tensors from `Atoms` or arrays"
     if isinstance(atoms_or_arrays, Atoms):
         pos, cell, pbc = atoms_or_arrays.positions, atoms_or_arrays.cell.array, atoms_or_arrays.pbc
+        checked = bool(np.isfinite(pos).all() and np.isfinite(cell).all())  # cheap in NumPy
     else:
         if not isinstance(atoms_or_arrays, (tuple, list)) or len(atoms_or_arrays) != 3:
             raise ValueError("expected Atoms or a (positions, cell, pbc) tuple")
         pos, cell, pbc = atoms_or_arrays
+        checked = False
     pos = torch.as_tensor(pos, device=device)
     dtype = dtype or (pos.dtype if pos.is_floating_point() else torch.float64)
     pos = pos.to(dtype)
@@ -58,9 +60,9 @@ def _as_arrays(
         raise ValueError(f"cell must have shape (3, 3), got {tuple(cell.shape)}")
     if pbc.shape != (3,):
         raise ValueError(f"pbc must have shape (3,), got {tuple(pbc.shape)}")
-    if not bool(torch.isfinite(pos).all()):
+    if not checked and not bool(torch.isfinite(pos).all()):
         raise ValueError("positions contain NaN or inf")
-    if not bool(torch.isfinite(cell).all()):
+    if not checked and not bool(torch.isfinite(cell).all()):
         raise ValueError("cell contains NaN or inf")
     return pos, cell, pbc
 
@@ -403,6 +405,36 @@ def pair_vectors(
     offset = torch.einsum("ek,ekl->el", shifts.to(pos.dtype), cell[batch[idx_i]])
     return pos[idx_j] - pos[idx_i] + offset
 
+# %% ../nbs/03_neighbor_lists.ipynb #98856ae01438413f9eec14c01f2e9f3f
+ALL_PAIRS_MAX_ATOMS = 64  # molecules up to this size take the vectorised all-pairs path
+
+
+def _molecule_pairs(
+    pos: Tensor,  # (N,3) positions of several molecules, concatenated (Å)
+    n_atoms: Tensor,  # (B,) atoms per molecule (long)
+    cutoff: float,  # cutoff radius (Å)
+    chunk_size: int = 1 << 20,  # candidate pairs per chunk
+) -> tuple[Tensor, Tensor, Tensor]:
+    "Pairs `(i, j, d_ij)` within `cutoff` inside each non-periodic molecule: block-diagonal all pairs"
+    dev = pos.device
+    x = pos.detach().T.contiguous()  # (3,N)
+    start = torch.cumsum(n_atoms, 0) - n_atoms
+    out = []
+    for b0, b1 in _chunks(n_atoms * n_atoms, chunk_size):  # whole molecules per chunk
+        nb, sb = n_atoms[b0:b1], start[b0:b1]
+        a0 = int(sb[0]) if len(sb) else 0
+        n = int(nb.sum())
+        own = torch.repeat_interleave(sb, nb, output_size=n)  # first atom of each atom's molecule
+        ci, cj = _ranges(
+            own, nb.repeat_interleave(nb, output_size=n), a0 + torch.arange(n, device=dev)
+        )
+        keep = torch.nonzero(ci != cj, as_tuple=True)[0]
+        out.append(
+            _close_pairs(x, x, ci.index_select(0, keep), cj.index_select(0, keep), cutoff * cutoff)
+        )
+    i, j, d = (torch.cat(t) for t in zip(*out))
+    return i, j, d
+
 # %% ../nbs/03_neighbor_lists.ipynb #5e20a2a0e21149b5b06860e930401eb5
 class BatchNeighborList(NamedTuple):
     "Neighbour lists of many structures with flat atom indices"
@@ -416,6 +448,24 @@ class BatchNeighborList(NamedTuple):
     n_atoms: Tensor  # (B,) atoms per structure
 
 
+def _vectorisable(
+    arrays: list[tuple[Tensor, Tensor, Tensor]],  # validated (positions, cell, pbc) per structure
+    max_pairs: int,  # warning threshold of `neighbor_list`
+) -> list[int]:
+    "Structures for the all-pairs path: small, non-periodic, same dtype/device as the first, no cell gradient"
+    p0 = arrays[0][0]
+    return [
+        b
+        for b, (p, c, pbc) in enumerate(arrays)
+        if len(p) <= ALL_PAIRS_MAX_ATOMS
+        and 5 * len(p) ** 2 <= max_pairs  # the loop path would never warn either
+        and p.dtype == p0.dtype
+        and p.device == p0.device
+        and not c.requires_grad
+        and not bool(pbc.any())
+    ]
+
+
 def batch_neighbor_list(
     structures: list,  # `Atoms` or (positions, cell, pbc) tuples
     cutoff: float,  # cutoff radius (Å)
@@ -423,31 +473,42 @@ def batch_neighbor_list(
     dtype: torch.dtype | None = None,  # float dtype (default: each input's, float64 for Atoms)
     device: torch.device | str | None = None,  # device (default: each input's, CPU for Atoms)
 ) -> BatchNeighborList:
-    "Neighbour lists of many structures, concatenated with flat (offset) atom indices"
+    "Neighbour lists of many structures, concatenated with flat (offset) atom indices, sorted by i"
     if len(structures) == 0:
         raise ValueError("batch_neighbor_list needs at least one structure")
-    parts, offset = [], 0
+    cutoff = _check_cutoff(cutoff)
+    arrays = []
     for b, s in enumerate(structures):
         try:
-            nl = neighbor_list(s, cutoff, max_pairs, dtype, device)
+            arrays.append(_as_arrays(s, dtype, device))
         except ValueError as err:
             raise ValueError(f"structure {b}: {err}") from None
-        n = len(s) if isinstance(s, Atoms) else len(s[0])
-        parts.append((nl, offset, n))
-        offset += n
-    dev = parts[0][0].i.device
-    cat = torch.cat
-    return BatchNeighborList(
-        i=cat([nl.i + o for nl, o, _ in parts]),
-        j=cat([nl.j + o for nl, o, _ in parts]),
-        S=cat([nl.S for nl, _, _ in parts]),
-        d_ij=cat([nl.d_ij for nl, _, _ in parts]),
-        r_ij=cat([nl.r_ij for nl, _, _ in parts]),
-        batch=cat(
-            [torch.full((n,), b, dtype=torch.long, device=dev) for b, (_, _, n) in enumerate(parts)]
-        ),
-        n_atoms=torch.tensor([n for _, _, n in parts], dtype=torch.long, device=dev),
-    )
+    dev = arrays[0][0].device
+    n_atoms = torch.tensor([len(p) for p, _, _ in arrays], dtype=torch.long, device=dev)
+    offset = (torch.cumsum(n_atoms, 0) - n_atoms).tolist()
+    small = _vectorisable(arrays, max_pairs)
+    parts = []  # (i, j, S, d) with flat indices
+    if small:
+        pos = torch.cat([arrays[b][0] for b in small])
+        sel = torch.tensor(small, dtype=torch.long, device=dev)
+        i, j, d = _molecule_pairs(pos, n_atoms[sel], cutoff)
+        flat = _ranges(n_atoms.new_tensor(offset).index_select(0, sel), n_atoms[sel], sel)[1]
+        if pos.requires_grad:  # differentiable pair vectors
+            d = pos.index_select(0, j) - pos.index_select(0, i)
+        parts.append((flat[i], flat[j], i.new_zeros((len(i), 3)), d))
+    rest = sorted(set(range(len(arrays))) - set(small))
+    for b in rest:  # periodic or large structures: one cell list each
+        try:
+            nl = neighbor_list(arrays[b], cutoff, max_pairs)
+        except ValueError as err:
+            raise ValueError(f"structure {b}: {err}") from None
+        parts.append((nl.i + offset[b], nl.j + offset[b], nl.S, nl.d_ij))
+    i, j, S, d = (torch.cat(t) for t in zip(*parts))
+    if small and rest:  # structure order, as one list per structure in turn would give
+        order = torch.argsort(i, stable=True)
+        i, j, S, d = i[order], j[order], S[order], d[order]
+    batch = torch.repeat_interleave(torch.arange(len(arrays), device=dev), n_atoms)
+    return BatchNeighborList(i, j, S, d, torch.linalg.norm(d, dim=1), batch, n_atoms)
 
 # %% ../nbs/03_neighbor_lists.ipynb #f3041e9ffdb2416ea2009d3a6a4c5716
 @dataclass
@@ -500,16 +561,17 @@ def atoms_to_batch(
             raise ValueError(f"structure {b} has no atoms")
     nl = batch_neighbor_list(atoms_list, cutoff, dtype=dtype, device=device)
 
+    def cat(get, dt):
+        return torch.as_tensor(
+            np.concatenate([get(at) for at in atoms_list]), dtype=dt, device=device
+        )
+
     def stack(get, dt):
-        return torch.stack([torch.as_tensor(get(at), dtype=dt, device=device) for at in atoms_list])
+        return torch.as_tensor(np.stack([get(at) for at in atoms_list]), dtype=dt, device=device)
 
     return Batch(
-        pos=torch.cat(
-            [torch.as_tensor(at.positions, dtype=dtype, device=device) for at in atoms_list]
-        ),
-        numbers=torch.cat(
-            [torch.as_tensor(at.numbers, dtype=torch.long, device=device) for at in atoms_list]
-        ),
+        pos=cat(lambda at: at.positions, dtype),
+        numbers=cat(lambda at: at.numbers, torch.long),
         cell=stack(lambda at: at.cell.array, dtype),
         pbc=stack(lambda at: at.pbc, torch.bool),
         batch=nl.batch,

@@ -200,6 +200,16 @@ def test_non_finite_cell():
         neighbor_list((np.zeros((1, 3)), np.diag([1.0, 1.0, float("nan")]), [True] * 3), 2.0)
 
 
+def test_non_finite_atoms_in_a_batch():
+    bad = ase.build.molecule("H2O")
+    bad.positions[0, 1] = float("nan")
+    with pytest.raises(ValueError, match="structure 1: positions contain NaN"):
+        batch_neighbor_list([ase.build.molecule("CH4"), bad], 3.0)
+    bad = ase.Atoms("H", cell=np.diag([1.0, float("inf"), 1.0]), pbc=True)
+    with pytest.raises(ValueError, match="cell contains NaN or inf"):
+        atoms_to_batch([bad], 3.0)
+
+
 @pytest.mark.parametrize(
     "cell, pbc",
     [
@@ -362,6 +372,101 @@ def test_atoms_to_batch_offsets_and_pair_vectors():
         )
         start += len(atoms)
     assert b.to(dtype=torch.float32).pos.dtype == torch.float32
+
+
+def random_mixture(seed: int) -> list[ase.Atoms]:
+    "Molecules of 0-80 atoms (both sides of ALL_PAIRS_MAX_ATOMS), periodic and slab cells, shuffled"
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(12):
+        n = int(rng.choice([0, 1, 2, 5, 9, 30, 64, 65, 80]))
+        box = max(2.0, (n * 12.0) ** (1 / 3))
+        out.append(ase.Atoms("H" * n, positions=rng.uniform(0, box, (n, 3)), pbc=False))
+    for name in ("CH3CH2OH", "C6H6", "H2O"):
+        m = ase.build.molecule(name)
+        m.rattle(0.05, seed=seed)
+        out.append(m)
+    cu = ase.build.bulk("Cu", "fcc", a=3.61)
+    cu.rattle(0.05, seed=seed)
+    slab = ase.build.fcc111("Al", (2, 2, 2), vacuum=3.0)
+    wire = ase.Atoms("C2", positions=[[0, 0, 0], [0.7, 0.3, 1.2]], cell=[5, 5, 2.5], pbc=[0, 0, 1])
+    out += [cu, slab, wire]
+    return [out[k] for k in rng.permutation(len(out))]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_batch_neighbor_list_matches_loop_and_ase(seed):
+    structures, cutoff = random_mixture(seed), 3.3
+    bnl = batch_neighbor_list(structures, cutoff)
+    offsets = np.cumsum([0] + [len(a) for a in structures])
+    assert (torch.diff(bnl.i) >= 0).all(), "batched list is sorted by i"
+    assert (bnl.batch[bnl.i] == bnl.batch[bnl.j]).all()
+    for b, atoms in enumerate(structures):
+        sel = bnl.batch[bnl.i] == b
+        got = triples(bnl.i[sel] - offsets[b], bnl.j[sel] - offsets[b], bnl.S[sel])
+        loop = neighbor_list(atoms, cutoff)
+        assert got == triples(loop.i, loop.j, loop.S), f"structure {b} differs from the loop"
+        assert got == triples(*ase.neighborlist.neighbor_list("ijS", atoms, cutoff))
+        # vectors and distances equal the loop's, pair by pair
+        key = {
+            t: k
+            for k, t in enumerate(
+                zip(loop.i.tolist(), loop.j.tolist(), map(tuple, loop.S.tolist()))
+            )
+        }
+        perm = [
+            key[t]
+            for t in zip(
+                (bnl.i[sel] - offsets[b]).tolist(),
+                (bnl.j[sel] - offsets[b]).tolist(),
+                map(tuple, bnl.S[sel].tolist()),
+            )
+        ]
+        torch.testing.assert_close(bnl.d_ij[sel], loop.d_ij[perm], rtol=0, atol=0)
+        torch.testing.assert_close(bnl.r_ij[sel], loop.r_ij[perm], rtol=0, atol=0)
+
+
+def test_batch_neighbor_list_molecules_only_float32_and_gradient():
+    mols = [ase.build.molecule(n) for n in ("CH3CH2OH", "CH4", "H2O")]
+    arrays = [
+        (
+            torch.tensor(m.positions, dtype=torch.float32, requires_grad=True),
+            torch.zeros(3, 3),
+            [False] * 3,
+        )
+        for m in mols
+    ]
+    bnl = batch_neighbor_list(arrays, 2.0)
+    assert bnl.d_ij.dtype == torch.float32 and bnl.S.dtype == torch.long
+    assert (bnl.S == 0).all()
+    bnl.r_ij.sum().backward()
+    for (p, _, _), m in zip(arrays, mols):  # d(sum r)/dx_a = -2 sum_j unit(d_aj) over a's pairs
+        nl = neighbor_list(m, 2.0)
+        u = nl.d_ij / nl.r_ij[:, None]
+        ref = -2 * torch.zeros(len(m), 3, dtype=torch.float64).index_add_(0, nl.i, u)
+        torch.testing.assert_close(p.grad.double(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_molecule_pairs_chunks_agree():
+    from mlp_roadmap.neighbors import _molecule_pairs
+
+    rng = np.random.default_rng(1)
+    n = torch.tensor([3, 0, 7, 1, 12, 5])
+    pos = torch.tensor(rng.uniform(0, 4, (int(n.sum()), 3)))
+    whole = _molecule_pairs(pos, n, 2.5)
+    for size in (1, 10, 60):
+        parts = _molecule_pairs(pos, n, 2.5, chunk_size=size)
+        for a, b in zip(whole, parts):
+            assert torch.equal(a, b)
+    assert len(whole[0]) > 0
+
+
+def test_batch_neighbor_list_still_warns_for_huge_cutoffs():
+    mol = ase.build.molecule("CH3CH2OH")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batch_neighbor_list([mol, mol], 30.0, max_pairs=10)
+    assert any("max_pairs" in str(w.message) for w in caught)
 
 
 @pytest.mark.gpu
