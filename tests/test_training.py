@@ -231,7 +231,8 @@ DDP_SCRIPT = textwrap.dedent(
     tr, va, cfg, out = pickle.load(open(sys.argv[1], "rb"))
     res = train(TrainConfig(**cfg), tr, va, out, progress=False, overwrite=True)
     flat = torch.cat([p.detach().flatten() for p in res.model.parameters()])
-    print(f"rank {rank}/{world} checksum {flat.sum().item():.12e} loss {res.best_valid:.6e}", flush=True)
+    with open(f"{out}.rank{rank}", "w") as f:  # one file per rank: stdout lines of two ranks can interleave
+        f.write(f"rank {rank}/{world} checksum {flat.sum().item():.12e} loss {res.best_valid:.6e}")
     torch.distributed.destroy_process_group()
     """
 )
@@ -249,8 +250,11 @@ def test_torchrun_two_processes_gloo(data, tmp_path):
     out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(inp)],
                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    lines = sorted(ln for ln in out.stdout.splitlines() if ln.startswith("rank"))
-    assert len(lines) == 2 and lines[0].split("checksum")[1] == lines[1].split("checksum")[1]
+    lines = [Path(f"{tmp_path / 'ddp'}.rank{r}").read_text() for r in (0, 1)]
+    assert lines[0].startswith("rank 0/2") and lines[1].startswith("rank 1/2")
+    assert (
+        lines[0].split("checksum")[1] == lines[1].split("checksum")[1]
+    )  # identical weights on both ranks
     assert (tmp_path / "ddp" / "card.json").exists()
     assert evaluate(load_model(tmp_path / "ddp"), va)["n_structures"] == len(va)
 
