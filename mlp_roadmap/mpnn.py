@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
-from ase.data import chemical_symbols
 from torch import Tensor, nn
 
+from .bpnn import species_indices
 from .neighbors import Batch
 
 # %% auto #0
@@ -32,18 +32,10 @@ class SpeciesIndex(nn.Module):
         self.species = [int(z) for z in species]
         table = torch.full((max(self.species) + 1,), -1, dtype=torch.long)
         table[torch.tensor(self.species)] = torch.arange(len(self.species))
-        self.register_buffer("table", table, persistent=False)
+        self.register_buffer("species_index", table, persistent=False)
 
     def forward(self, numbers: Tensor) -> Tensor:
-        known = numbers < len(self.table)
-        idx = torch.where(known, self.table[numbers.clamp(max=len(self.table) - 1)], -1)
-        if bool((idx < 0).any()):
-            bad = sorted({int(z) for z in numbers[idx < 0].tolist()})
-            raise ValueError(
-                f"elements {[chemical_symbols[z] for z in bad]} are not in the model's species "
-                f"{[chemical_symbols[z] for z in self.species]}"
-            )
-        return idx
+        return species_indices(self, numbers)  # shared with the BP model: same lookup, same error
 
 # %% ../nbs/06b_message_passing.ipynb #2ded4352
 def cosine_envelope(r: Tensor, cutoff: float) -> Tensor:  # distances (Å); cutoff (Å)

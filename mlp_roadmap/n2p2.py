@@ -19,7 +19,12 @@ from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor, nn
 
 from .bpnn import BPModel
-from .descriptors import SymmetryFunction, SymmetryFunctions
+from mlp_roadmap.descriptors import (
+    N2P2_CUTOFF_TYPES,
+    SymmetryFunction,
+    SymmetryFunctions,
+    cutoff_function,
+)
 
 # %% auto #0
 __all__ = ['LENGTH_UNITS', 'ENERGY_UNITS', 'CUTOFF_TYPES', 'PREDICTION_KEYWORDS', 'TRAINING_KEYWORDS', 'N2P2_ACTIVATIONS',
@@ -61,18 +66,7 @@ def unit_factor(
     return unit
 
 # %% ../nbs/06a_n2p2.ipynb #938c804e27f84196a10c8828c723f798
-CUTOFF_TYPES = {
-    0: "hard",
-    1: "cos",
-    2: "tanhu",
-    3: "tanh",
-    4: "exp",
-    5: "poly1",
-    6: "poly2",
-    7: "poly3",
-    8: "poly4",
-}
-_TANH_PRE = ((math.e + 1 / math.e) / (math.e - 1 / math.e)) ** 3
+CUTOFF_TYPES = N2P2_CUTOFF_TYPES  # n2p2 `cutoff_type` -> name; one table, owned by `descriptors`
 
 
 def n2p2_cutoff(
@@ -81,34 +75,10 @@ def n2p2_cutoff(
     cutoff_type: int = 2,  # n2p2 `cutoff_type` (see CUTOFF_TYPES)
     alpha: float = 0.0,  # inner cutoff r_ci = alpha * rc (types 1, 4-8)
 ) -> Tensor:  # f_c(r), exactly 0 for r >= rc
-    "n2p2's cutoff functions f_c(r) (CutoffFunction.cpp), differentiable and NaN-free"
+    "n2p2's cutoff functions f_c(r) by n2p2 number (CutoffFunction.cpp), via `descriptors.cutoff_function`"
     if cutoff_type not in CUTOFF_TYPES:
         raise ValueError(f"unknown n2p2 cutoff_type {cutoff_type}; supported: {CUTOFF_TYPES}")
-    if not 0.0 <= alpha < 1.0:
-        raise ValueError(f"cutoff alpha must satisfy 0 <= alpha < 1, got {alpha}")
-    inside = r < rc
-    if cutoff_type in (2, 3):
-        t = torch.tanh(1.0 - r / rc)
-        f = t * t * t * (_TANH_PRE if cutoff_type == 3 else 1.0)
-    elif cutoff_type == 0:
-        f = torch.ones_like(r)
-    else:
-        rci = alpha * rc
-        x = ((r - rci) / (rc - rci)).clamp(0.0, 1.0)
-        if cutoff_type == 1:
-            f = 0.5 * (torch.cos(math.pi * x) + 1.0)
-        elif cutoff_type == 4:
-            xs = torch.where(x < 1.0, x, torch.zeros_like(x))
-            f = torch.exp(1.0 - 1.0 / (1.0 - xs * xs))
-        elif cutoff_type == 5:
-            f = (2.0 * x - 3.0) * x * x + 1.0
-        elif cutoff_type == 6:
-            f = ((15.0 - 6.0 * x) * x - 10.0) * x**3 + 1.0
-        elif cutoff_type == 7:
-            f = (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x**4 + 1.0
-        else:
-            f = (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x**5 + 1.0
-    return torch.where(inside, f, torch.zeros_like(f))
+    return cutoff_function(r, rc, int(cutoff_type), float(alpha))  # the shared implementation
 
 # %% ../nbs/06a_n2p2.ipynb #b43b363d81ae4b689946ece5c682cd59
 def _sort_key(f: dict) -> tuple:
