@@ -63,8 +63,8 @@ def ethanols(n: int, seed: int = 0) -> list[Atoms]:
     return out
 
 
-def bp_model(species: list[int]) -> BPModel:
-    "BP model with ANI-1x-sized descriptors: 16 radial per element, 32 angular per element pair"
+def ani_like_descriptor(species: list[int]) -> SymmetryFunctions:
+    "ANI-1x-sized symmetry functions: 16 G2 (5.2 Å) per element, 32 G5 (3.5 Å) per element pair"
     shifts = np.linspace(0.9, RADIAL_RC, 17)[:-1]
     fns = [
         SymmetryFunction("G2", z, RADIAL_RC, eta=16.0, rs=float(rs))
@@ -79,8 +79,13 @@ def bp_model(species: list[int]) -> BPModel:
                 for zeta in (1.0, 4.0, 16.0, 32.0)
                 for lm in (1.0, -1.0)
             ]
+    return SymmetryFunctions(species, fns)
+
+
+def bp_model(species: list[int]) -> BPModel:
+    "BP model with ANI-1x-sized descriptors and a features-64-64-1 tanh network per element"
     return BPModel(
-        species, SymmetryFunctions(species, fns), hidden=HIDDEN, activation="tanh", scaling="none"
+        species, ani_like_descriptor(species), hidden=HIDDEN, activation="tanh", scaling="none"
     )
 
 

@@ -19,7 +19,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from torch import Tensor, nn
 
 from .md import Properties, compute_properties
-from .neighbors import Batch, atoms_to_batch, neighbor_list
+from .neighbors import Batch, VerletList, atoms_to_batch, neighbor_list
 
 # %% auto #0
 __all__ = ['CommitteeProperties', 'committee_properties', 'MLPCalculator', 'atoms_pair_vectors', 'thermalize', 'MDResult',
@@ -107,9 +107,13 @@ class MLPCalculator(Calculator):
             if min_distance is not None
             else (min(d for d in dmin if d) if any(dmin) else None)
         )
-        self._cache: tuple | None = None
-        self.n_neighbor_builds = 0
+        self._verlet = VerletList(self.cutoff, self.skin)  # the same list as `md.run_md`'s
         self._warned = False
+
+    @property
+    def n_neighbor_builds(self) -> int:
+        "How often the neighbour list was built (not reused) so far"
+        return self._verlet.n_builds
 
     def _check_species(self, atoms: Atoms) -> None:
         if self.species is None:
@@ -123,29 +127,25 @@ class MLPCalculator(Calculator):
             raise ValueError(f"elements {bad} are not in the model's species {known}")
 
     def _batch(self, atoms: Atoms) -> Batch:
-        "Batch for `atoms`, reusing the last neighbour list while atoms moved less than skin/2"
-        pos = torch.as_tensor(atoms.positions, dtype=self.dtype, device=self.device)
-        c = self._cache
-        if (c is not None and self.skin > 0 and np.array_equal(c[1], atoms.numbers)
-                and np.array_equal(c[2], atoms.cell.array) and np.array_equal(c[3], atoms.pbc)):  # fmt: skip
-            moved = torch.linalg.norm(pos - c[0].pos, dim=1).max() if len(pos) else 0.0
-            if float(moved) < self.skin / 2:
-                b = c[0]
-                return Batch(
-                    pos, b.numbers, b.cell, b.pbc, b.batch, b.idx_i, b.idx_j, b.shifts, b.n_atoms
-                )
-        b = atoms_to_batch(atoms, self.cutoff + self.skin, dtype=self.dtype, device=self.device)
-        self.n_neighbor_builds += 1
-        self._cache = (b, atoms.numbers.copy(), atoms.cell.array.copy(), atoms.pbc.copy())
-        if self.min_distance is not None and not self._warned and len(b.idx_i):
-            r = torch.linalg.norm(atoms_pair_vectors(b), dim=1).min()
-            if float(r) < self.min_distance:
+        "Batch for `atoms`; its pairs come from a `VerletList` (rebuilt after moves beyond skin/2)"
+        kw = {"dtype": self.dtype, "device": self.device}
+        pos = torch.as_tensor(atoms.positions, **kw)
+        cell = torch.as_tensor(atoms.cell.array, **kw)
+        pbc = torch.as_tensor(atoms.pbc, device=self.device)
+        builds = self._verlet.n_builds
+        nl = self._verlet.update((pos, cell, pbc))
+        if self._verlet.n_builds > builds and self.min_distance is not None and len(nl.i):
+            r = float(nl.r_ij.min())
+            if r < self.min_distance and not self._warned:
                 self._warned = True
                 warnings.warn(
-                    f"atoms {float(r):.3f} Å apart, closer than any pair in the training data "
+                    f"atoms {r:.3f} Å apart, closer than any pair in the training data "
                     f"({self.min_distance:.3f} Å): the model is extrapolating", stacklevel=3,
                 )  # fmt: skip
-        return b
+        numbers = torch.as_tensor(atoms.numbers, dtype=torch.long, device=self.device)
+        n = torch.tensor([len(pos)], device=self.device)
+        zeros = torch.zeros(len(pos), dtype=torch.long, device=self.device)
+        return Batch(pos, numbers, cell[None], pbc[None], zeros, nl.i, nl.j, nl.S.to(self.dtype), n)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

@@ -223,16 +223,24 @@ def _as_number(z) -> int:
     return int(z)
 
 
-def _power(
-    x: Tensor,  # base, >= 0
-    zeta: float,  # exponent >= 1
-) -> Tensor:  # 2^(1-zeta) x^zeta
-    "Angular prefactor 2^(1-zeta) x^zeta with cheap paths for zeta = 1, 2"
-    if zeta == 1.0:
-        return x
-    if zeta == 2.0:
-        return 0.5 * x * x
-    return 2.0 ** (1.0 - zeta) * x**zeta
+def _powers(
+    x: Tensor,  # (T, L) bases, >= 0
+    zetas: list[float],  # exponents >= 1
+) -> Tensor:  # (T, L, Z) x**zeta for every zeta
+    "Powers of x for several exponents: repeated squaring when all are integers (as ANI's 1-32), else `pow`"
+    if not all(float(z).is_integer() for z in zetas):
+        return x[..., None].pow(x.new_tensor(zetas))
+    squares = [x]  # x, x^2, x^4, ...
+    while 2 ** len(squares) <= max(zetas):
+        squares.append(squares[-1] * squares[-1])
+    out = []
+    for z in map(int, zetas):
+        terms = [sq for k, sq in enumerate(squares) if z >> k & 1]
+        p = terms[0]
+        for t in terms[1:]:
+            p = p * t
+        out.append(p)
+    return torch.stack(out, -1)
 
 
 class _Block(nn.Module):
@@ -287,19 +295,28 @@ class _Block(nn.Module):
     def angular_terms(
         self, r_ij: Tensor, r_ik: Tensor, cos: Tensor, r_jk: Tensor | None, fc: Tensor
     ) -> tuple[Tensor, Tensor]:  # (T, F_b') values and the column map F_b' -> block columns
-        "Angular functions of triplets; fc = f_c(r_ij) f_c(r_ik)"
+        "Angular functions of triplets; fc = f_c(r_ij) f_c(r_ik); all (zeta, lambda) and (eta, r_s) at once"
         out, cols, off = [], [], 0
         for k in self.kinds:
             ang_c, rad_c = self.combos[k]
-            base = {lm: (1.0 + lm * cos).clamp(min=0.0) for lm in {lm for _, lm in ang_c}}
-            ang = torch.stack([_power(base[lm], z) for z, lm in ang_c], 1)
-            fck = fc * self._fc(r_jk) if k == "G4" else fc
-            rad = []
-            for eta, rs in rad_c:
-                s = (r_ij - rs).square() + (r_ik - rs).square()
-                s = s + (r_jk - rs).square() if k == "G4" else s
-                rad.append(torch.exp(-eta * s) * fck)
-            rad = torch.stack(rad, 1)
+            lams = sorted({lm for _, lm in ang_c})
+            zetas = sorted({z for z, _ in ang_c})
+            base = (1.0 + cos[:, None] * cos.new_tensor(lams)).clamp(min=0.0)  # (T, L)
+            if zetas == [1.0]:
+                ang = base
+            else:  # one power for every (lambda, zeta): (T, L, Z)
+                ang = _powers(base, zetas)
+                ang = (ang * cos.new_tensor([2.0 ** (1.0 - z) for z in zetas])).flatten(1)
+            grid = [lams.index(lm) * len(zetas) + zetas.index(z) for z, lm in ang_c]
+            if grid != list(range(ang.shape[1])):  # not every (lambda, zeta) is used
+                ang = ang.index_select(1, torch.tensor(grid, device=ang.device))
+            eta, rs = (cos.new_tensor(v) for v in zip(*rad_c))  # (R,)
+            s = (r_ij[:, None] - rs).square() + (r_ik[:, None] - rs).square()
+            fck = fc
+            if k == "G4":
+                s = s + (r_jk[:, None] - rs).square()
+                fck = fc * self._fc(r_jk)
+            rad = torch.exp(-eta * s) * fck[:, None]  # (T, R)
             idx = getattr(self, f"{k}_idx")
             n_f, n_c, n_r = len(idx), len(ang_c), len(rad_c)
             if n_c * n_r <= 2 * n_f:  # dense grid: one outer product, columns picked after the sum
@@ -307,7 +324,7 @@ class _Block(nn.Module):
                 cols.append(off + idx[:, 0] * n_r + idx[:, 1])
                 off += n_c * n_r
             else:
-                out.append(ang[:, idx[:, 0]] * rad[:, idx[:, 1]])
+                out.append(ang.index_select(1, idx[:, 0]) * rad.index_select(1, idx[:, 1]))
                 cols.append(off + torch.arange(n_f, device=idx.device))
                 off += n_f
         return torch.cat(out, 1) if len(out) > 1 else out[0], torch.cat(cols)
@@ -364,12 +381,36 @@ class SymmetryFunctions(nn.Module):
             c = [np.where(cols[n] >= 0, cols[n], 0).tolist() for n in idx]
             blocks.append(_Block([fns[n] for n in idx], c, self.species, key))
         self.blocks = nn.ModuleList(blocks)
+        self._groups = self._angular_groups(fns, list(groups.values()))
         lut = torch.full((max(self.species) + 1,), -1, dtype=torch.long)
         lut[torch.tensor(self.species)] = torch.arange(len(self.species))
         self.register_buffer("lut", lut, persistent=False)
         ang = [b.r_cut for b in blocks if b.angular]
         self.r_cut_angular = max(ang) if ang else 0.0
         self.cutoff = max(b.r_cut for b in blocks)
+
+    def _angular_groups(self, fns: list, members: list) -> list[list[int]]:
+        "Angular blocks that differ only in their neighbour elements, evaluated in one pass"
+        S, merged = len(self.species), {}
+        for b, (blk, idx) in enumerate(zip(self.blocks, members)):
+            if blk.angular:
+                same = tuple(  # everything but the elements
+                    tuple((k, v) for k, v in asdict(fns[n]).items() if k != "elements") for n in idx
+                )
+                merged.setdefault((blk.center, blk.cutoff, blk.r_cut, blk.alpha, same), []).append(
+                    b
+                )
+        out = []
+        for g, blks in enumerate(merged.values()):
+            table = torch.full((S, S), -1, dtype=torch.long)  # element pair -> block in group
+            for k, b in enumerate(blks):
+                e1, e2 = self.blocks[b].el_idx
+                table[e1, e2] = table[e2, e1] = k
+            self.register_buffer(f"group{g}_table", table, persistent=False)
+            cols = torch.stack([self.blocks[b].cols for b in blks])  # (G, S, F_b)
+            self.register_buffer(f"group{g}_cols", cols, persistent=False)
+            out.append(blks)
+        return out
 
     def species_index(self, numbers: Tensor) -> Tensor:  # (N,) atomic numbers -> (N,) 0..S-1
         "Index of every atom's element in `species`; ValueError for unknown elements"
@@ -399,20 +440,25 @@ class SymmetryFunctions(nn.Module):
         out = d_ij.new_zeros(n * self.n_features)
         rows = torch.arange(n, device=d_ij.device)[:, None] * self.n_features
         zi, zj = sp[idx_i], sp[idx_j]
-        pairs = None
         for blk in self.blocks:
-            if blk.angular:
-                if pairs is None:
-                    pairs = self._sorted_pairs(d_ij, r, idx_i, zj, n)
-                vals, sel, centre = self._angular(blk, pairs, sp)
-                acc = d_ij.new_zeros(n, vals.shape[1]).index_add(0, centre, vals)[:, sel]
-            else:
+            if not blk.angular:
                 keep = (r < blk.r_cut) & (zj == blk.el_idx[0])
                 if blk.center_idx >= 0:
                     keep &= zi == blk.center_idx
                 p = torch.nonzero(keep).squeeze(1)
-                acc = d_ij.new_zeros(n, len(blk.cols[0])).index_add(0, idx_i[p], blk.radial(r[p]))
-            flat = rows + blk.cols.to(d_ij.device)[sp]
+                vals = blk.radial(r.index_select(0, p))
+                acc = d_ij.new_zeros(n, vals.shape[1]).index_add(0, idx_i.index_select(0, p), vals)
+                flat = rows + blk.cols.index_select(0, sp)
+                out = out.index_add(0, flat.reshape(-1), acc.reshape(-1))
+        if self._groups:
+            pairs = self._sorted_pairs(d_ij, r, idx_i, zj, n)
+        for g, blks in enumerate(self._groups):  # (n, G, F_b) per group of angular blocks
+            table, cols = getattr(self, f"group{g}_table"), getattr(self, f"group{g}_cols")
+            vals, sel, centre, k = self._angular(self.blocks[blks[0]], table, pairs, sp)
+            slot = centre * len(blks) + k  # (centre, block in group)
+            acc = d_ij.new_zeros(n * len(blks), vals.shape[1]).index_add(0, slot, vals)
+            acc = acc.view(n, len(blks), -1).index_select(2, sel)
+            flat = rows[:, :, None] + cols.index_select(1, sp).transpose(0, 1)
             out = out.index_add(0, flat.reshape(-1), acc.reshape(-1))
         return out.view(n, self.n_features)
 
@@ -427,25 +473,26 @@ class SymmetryFunctions(nn.Module):
         start = torch.cumsum(counts, 0) - counts
         return key, start, counts, r.index_select(0, p), d_ij.index_select(0, p).unbind(1)
 
-    def _angular(self, blk: _Block, pairs: tuple, sp: Tensor) -> tuple:
-        "One angular block: each centre pairs its own (element e1) entries with its (element e2) entries"
+    def _angular(self, blk: _Block, table: Tensor, pairs: tuple, sp: Tensor) -> tuple:
+        "Angular functions of a group of blocks: every centre pairs its entries j < k; `table` maps their elements to a block"
         key, start, counts, r, xyz = pairs
         S = len(self.species)
-        e1, e2 = blk.el_idx
         centre = torch.div(key, S, rounding_mode="floor")
-        ok = (key - centre * S == e1) & (r < blk.r_cut)
+        ok = r < blk.r_cut
         if blk.center_idx >= 0:
             ok &= sp.index_select(0, centre) == blk.center_idx
         first = torch.nonzero(ok).squeeze(1)
-        partner = centre.index_select(0, first) * S + e2
-        end = start.index_select(0, partner) + counts.index_select(0, partner)
-        base = first + 1 if e1 == e2 else start.index_select(0, partner)  # same block: k after j
-        m = end - base
+        last = centre.index_select(0, first) * S + (
+            S - 1
+        )  # the centre's last (centre, element) block
+        m = start.index_select(0, last) + counts.index_select(0, last) - first - 1  # k after j
         a = torch.repeat_interleave(first, m)
-        b = torch.repeat_interleave(base - (torch.cumsum(m, 0) - m), m)
+        b = torch.repeat_interleave(first + 1 - (torch.cumsum(m, 0) - m), m)
         b = b + torch.arange(a.shape[0], device=key.device)
-        t = torch.nonzero(r.index_select(0, b) < blk.r_cut).squeeze(1)
-        a, b = a.index_select(0, t), b.index_select(0, t)
+        el = key - centre * S  # neighbour element of every entry
+        g = table.index_select(0, el.index_select(0, a)).gather(1, el.index_select(0, b)[:, None])
+        t = torch.nonzero((r.index_select(0, b) < blk.r_cut) & (g[:, 0] >= 0)).squeeze(1)
+        a, b, g = a.index_select(0, t), b.index_select(0, t), g[:, 0].index_select(0, t)
         r_ij, r_ik = r.index_select(0, a), r.index_select(0, b)
         dot = sum(c.index_select(0, a) * c.index_select(0, b) for c in xyz)
         cos = dot / (r_ij * r_ik)
@@ -454,13 +501,13 @@ class SymmetryFunctions(nn.Module):
             r_jk = sum((c.index_select(0, b) - c.index_select(0, a)).square() for c in xyz).sqrt()
             if blk.kinds == ["G4"]:  # f_c(r_jk) = 0 beyond the cutoff
                 t = torch.nonzero(r_jk < blk.r_cut).squeeze(1)
-                a, b, r_ij, r_ik, cos, r_jk = (
-                    x.index_select(0, t) for x in (a, b, r_ij, r_ik, cos, r_jk)
+                a, b, g, r_ij, r_ik, cos, r_jk = (
+                    x.index_select(0, t) for x in (a, b, g, r_ij, r_ik, cos, r_jk)
                 )
         fc = blk._fc(r)
         fc = fc.index_select(0, a) * fc.index_select(0, b)
         vals, sel = blk.angular_terms(r_ij, r_ik, cos, r_jk, fc)
-        return vals, sel, centre.index_select(0, a)
+        return vals, sel, centre.index_select(0, a), g
 
     def hparams(self) -> dict:
         "JSON-able constructor arguments: `SymmetryFunctions(**sf.hparams())` rebuilds it"

@@ -19,7 +19,7 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from torch import Tensor, nn
 
-from .neighbors import Batch, neighbor_list, pair_vectors
+from .neighbors import Batch, VerletList, neighbor_list, pair_vectors
 
 # %% auto #0
 __all__ = ['VOIGT', 'ForceFn', 'Properties', 'full_to_voigt', 'compute_properties', 'smooth_cutoff', 'LennardJones',
@@ -209,11 +209,7 @@ class MDInstabilityError(RuntimeError):
 
 
 def _pair_source(cutoff: float, skin: float) -> Callable[[tuple], object]:
-    "Neighbour-list updater: `VerletList(cutoff, skin).update` if available, else a rebuild per call"
-    try:
-        from mlp_roadmap.neighbors import VerletList
-    except ImportError:  # older neighbours module: rebuild every step (correct, slower)
-        return lambda arrays: neighbor_list(arrays, cutoff)
+    "Neighbour-list updater: pairs within `cutoff`, rebuilt only after moves beyond skin/2"
     return VerletList(cutoff, skin).update
 
 

@@ -7,6 +7,7 @@ Docs: https://example.invalid/mlp-roadmap/neighbor_lists.html.md"""
 # %% ../nbs/03_neighbor_lists.ipynb #8dd0d8092fe74a7c96281538738b07e2
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, fields, replace
@@ -94,15 +95,14 @@ def _check_singular(
         basis.append(v / nv)
 
 
-def _cell_geometry(
-    cell: Tensor,  # (3,3) lattice vectors as rows
-    pbc: Tensor,  # (3,) periodic axes
-    cutoff: float,  # cutoff radius (Å)
-    reduce: bool = True,  # Minkowski-reduce the periodic vectors first
-) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
-    "(cell used, same cell with unit non-periodic rows, images per axis, op with used = op @ cell)"
-    c = cell.detach().cpu().double().numpy()
-    per = pbc.cpu().numpy().astype(bool)
+@functools.lru_cache(maxsize=32)  # MD and training revisit the same cells
+def _reduced_cell(
+    cell_bytes: bytes,  # (3,3) float64 lattice vectors as rows, as bytes
+    per: tuple[bool, bool, bool],  # periodic axes
+    reduce: bool,  # Minkowski-reduce the periodic vectors first
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    "(cell used, same cell with unit non-periodic rows, face-to-face heights, op with used = op @ cell)"
+    c, per = np.frombuffer(cell_bytes).reshape(3, 3).copy(), np.array(per)
     _check_singular(c, per)
     op = np.eye(3, dtype=np.int64)
     if reduce and per.any():
@@ -122,6 +122,19 @@ def _cell_geometry(
     if vol <= 1e-12 * np.prod(np.linalg.norm(eff, axis=1)):
         raise ValueError("cell is singular (zero volume) along its periodic axes")
     heights = vol / np.linalg.norm(np.cross(eff[[1, 2, 0]], eff[[2, 0, 1]]), axis=1)
+    return c, eff, heights, op
+
+
+def _cell_geometry(
+    cell: Tensor,  # (3,3) lattice vectors as rows
+    pbc: Tensor,  # (3,) periodic axes
+    cutoff: float,  # cutoff radius (Å)
+    reduce: bool = True,  # Minkowski-reduce the periodic vectors first
+) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
+    "(cell used, same cell with unit non-periodic rows, images per axis, op with used = op @ cell)"
+    c = np.ascontiguousarray(cell.detach().cpu().double().numpy())
+    per = tuple(bool(p) for p in pbc.tolist())
+    c, eff, heights, op = (a.copy() for a in _reduced_cell(c.tobytes(), per, reduce))
     n = [int(math.ceil(cutoff / h)) if p else 0 for h, p in zip(heights, per)]
     return c, eff, n, op
 
@@ -180,14 +193,32 @@ def _ghosts(
     return a, torch.stack([rngs[0][s0], rngs[1][s1], rngs[2][s2]], 1)
 
 # %% ../nbs/03_neighbor_lists.ipynb #cb1e1581032b452c9409d6c6813c49d1
+@functools.lru_cache(maxsize=8)
+def _stencil(
+    reach: int,  # bins per cutoff: bins are at least cutoff/reach wide
+) -> list[tuple[int, int, int]]:
+    "Columns `(dx, dy, dz_max)` of bins that can hold a point within the cutoff of a bin's points"
+    cols = []
+    for dx in range(-reach, reach + 1):
+        for dy in range(-reach, reach + 1):
+            # points in bins with gaps of g whole bins are at least |g| bin widths apart
+            rem = reach * reach - max(abs(dx) - 1, 0) ** 2 - max(abs(dy) - 1, 0) ** 2
+            if rem > 0:
+                dz = max(d for d in range(reach + 1) if max(d - 1, 0) ** 2 < rem)
+                cols.append((dx, dy, dz))
+    return cols
+
+
 def _bins(
     x: Tensor,  # (P,3) Cartesian positions of all points
-    cutoff: float,  # bins are at least this wide (Å)
-) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
-    "Cell list: bin of each point, order by bin, (start, count) per bin, neighbour-bin table, bin volume"
+    n: int,  # the first n points are the centre atoms
+    cutoff: float,  # cutoff radius (Å)
+    bins_per_cutoff: int = 2,  # bins are cutoff/bins_per_cutoff wide (coarser for dilute systems)
+) -> tuple[Tensor, Tensor, Tensor, float]:
+    "Cell list: order of the points by bin; first point, point count and searched volume of each centre's stencil runs"
     lo = x.min(0).values
     extent = (x.max(0).values - lo).clamp(min=cutoff)
-    width = cutoff * (1 + 1e-6)  # a little wider than r_c: rounding cannot skip a bin
+    width = cutoff * (1 + 1e-6) / bins_per_cutoff  # a little wider: rounding cannot skip a bin
     n_bins = float((extent / width).prod())
     if n_bins > 2 * len(x):  # dilute systems: coarser bins keep memory O(N)
         width = width * (n_bins / (2 * len(x))) ** (1 / 3)
@@ -196,16 +227,21 @@ def _bins(
     b3 = torch.minimum(((x - lo) / width).floor().long(), nb - 1)
     lin = (b3[:, 0] * n1 + b3[:, 1]) * n2 + b3[:, 2]
     order = torch.argsort(lin, stable=True)
-    count = torch.bincount(lin, minlength=n0 * n1 * n2 + 1)  # last bin: empty sentinel
+    count = torch.bincount(lin, minlength=n0 * n1 * n2)
     start = torch.cumsum(count, 0) - count
-    # neighbour table: the 27 bins around every bin, the sentinel where outside the grid
-    b = torch.arange(n0 * n1 * n2, device=x.device)
-    bb = torch.stack([b // (n1 * n2), (b // n2) % n1, b % n2], 1)[:, None] + _shift_grid(
-        [1, 1, 1], x.device
-    )
-    inside = ((bb >= 0) & (bb < nb)).all(-1)
-    table = torch.where(inside, (bb[..., 0] * n1 + bb[..., 1]) * n2 + bb[..., 2], n0 * n1 * n2)
-    return lin, order, torch.stack([start, count]), table, float((extent / nb).prod())
+    # bins along z are consecutive in `order`: each stencil column is one run of points
+    reach = max(math.ceil(cutoff / width - 1e-9), 1)
+    cols = torch.tensor(_stencil(reach), device=x.device)  # (C,3)
+    c3 = b3[:n]
+    bx, by = c3[:, None, 0] + cols[:, 0], c3[:, None, 1] + cols[:, 1]  # (n,C)
+    inside = (bx >= 0) & (bx < n0) & (by >= 0) & (by < n1)
+    zlo = (c3[:, None, 2] - cols[:, 2]).clamp(min=0)
+    zhi = (c3[:, None, 2] + cols[:, 2]).clamp(max=n2 - 1)
+    col = (bx.clamp(0, n0 - 1) * n1 + by.clamp(0, n1 - 1)) * n2
+    beg = start[col + zlo]
+    cnt = torch.where(inside, start[col + zhi] + count[col + zhi] - beg, 0)
+    searched = torch.where(inside, zhi - zlo + 1, 0).sum(1) * float((extent / nb).prod())
+    return order, beg, cnt, searched
 
 # %% ../nbs/03_neighbor_lists.ipynb #379cbbc1e968416e875cc15c1202d7eb
 def _ranges(
@@ -241,16 +277,21 @@ def _close_pairs(
     ci: Tensor,  # (C,) candidate centre atoms
     cj: Tensor,  # (C,) candidate points (sorted index)
     rc2: float,  # squared cutoff (Å^2)
-) -> tuple[Tensor, Tensor, Tensor]:
-    "The candidate pairs closer than the cutoff, with their (E,3) pair vectors"
+    atom_of: Tensor
+    | None = None,  # (P,) atom of each sorted point: drop pairs of an atom with itself
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    "The candidate pairs closer than the cutoff: `ci, cj`, (E,3) pair vectors and (E,) squared distances"
     r2, dqs = None, []
     for q in range(3):  # one coordinate at a time: contiguous gathers, no (C,3) temporaries
         dq = xs[q].index_select(0, cj) - xc[q].index_select(0, ci)
         dqs.append(dq)
         r2 = dq * dq if r2 is None else r2.addcmul_(dq, dq)
-    keep = torch.nonzero(r2 < rc2, as_tuple=True)[0]
+    close = r2 < rc2
+    if atom_of is not None:
+        close &= atom_of.index_select(0, cj) != ci
+    keep = torch.nonzero(close, as_tuple=True)[0]
     d = torch.stack([dq.index_select(0, keep) for dq in dqs], 1)
-    return ci.index_select(0, keep), cj.index_select(0, keep), d
+    return ci.index_select(0, keep), cj.index_select(0, keep), d, r2.index_select(0, keep)
 
 # %% ../nbs/03_neighbor_lists.ipynb #916684f9a58a4a2aa5f864670399430d
 MAX_PAIRS = 50_000_000  # warn above this many pairs (configurable per call)
@@ -280,6 +321,7 @@ def neighbor_list(
     | None = None,  # float dtype of outputs (default: input's, float64 for Atoms)
     device: torch.device | str | None = None,  # device (default: input's, CPU for Atoms)
     chunk_size: int | None = None,  # candidate pairs per chunk (default 2^16 on CPU, 2^24 on GPU)
+    bins_per_cutoff: int = 2,  # finer bins search less volume but make more runs (1, 2 or 3)
 ) -> NeighborList:
     "Full neighbour list `(i, j, S, d_ij, r_ij)` within `cutoff`, ASE `ijS` convention, O(N), sorted by i"
     cutoff = _check_cutoff(cutoff)
@@ -289,50 +331,60 @@ def neighbor_list(
         e = torch.zeros(0, dtype=torch.long, device=dev)
         return NeighborList(e, e, e.reshape(0, 3), pos.new_zeros((0, 3)), pos.new_zeros(0))
     red, eff, _, op = _cell_geometry(cell, pbc, cutoff)
-    rcell, eff = (
-        torch.as_tensor(red, dtype=ft, device=dev),
-        torch.as_tensor(eff, dtype=ft, device=dev),
+    heights = abs(np.linalg.det(eff)) / np.linalg.norm(
+        np.cross(eff[[1, 2, 0]], eff[[2, 0, 1]]), axis=1
     )
-    frac = pos.detach() @ torch.linalg.inv(eff)
+    rcell = torch.as_tensor(red, dtype=ft, device=dev)
+    frac = pos.detach() @ torch.as_tensor(np.linalg.inv(eff), dtype=ft, device=dev)
     k = torch.where(pbc, frac.floor(), torch.zeros_like(frac))  # wrap offset per atom
     frac = frac - k  # wrapped fractional coordinates, for the ghosts
     k = k.long()
-    heights = torch.linalg.det(eff).abs() / torch.linalg.norm(
-        torch.linalg.cross(eff[[1, 2, 0]], eff[[2, 0, 1]]), dim=1
-    )
-    margin = cutoff / heights * (1 + 4096 * torch.finfo(ft).eps) + 64 * torch.finfo(ft).eps
-    n_img = [math.ceil(m) if p else 0 for m, p in zip(margin.tolist(), pbc.tolist())]
+    eps = torch.finfo(ft).eps
+    margin_l = [cutoff / h * (1 + 4096 * eps) + 64 * eps for h in heights.tolist()]
+    margin = torch.tensor(margin_l, dtype=ft, device=dev)
+    n_img = [math.ceil(m) if p else 0 for m, p in zip(margin_l, pbc.tolist())]
     ga, gT = _ghosts(frac, pbc, n_img, margin)
     atom = torch.cat([torch.arange(n, device=dev), ga])
     shift = torch.cat([torch.zeros((n, 3), dtype=torch.long, device=dev), gT]) - k.index_select(
         0, atom
     )
     x = pos.detach().index_select(0, atom) + shift.to(ft) @ rcell  # wrapped atoms, then ghosts
-    lin, order, (start, count), table, bin_volume = _bins(x, cutoff)
-    xs = x.index_select(0, order).T.contiguous()  # (3,P), sorted by bin
-    atom_s, shift_s = atom.index_select(0, order), shift.index_select(0, order)
-    nbr = table.index_select(0, lin[:n])  # (n,27) neighbour bins of every atom
-    work = count[nbr].sum(1)
-    searched = (nbr < table.shape[0]).sum(1) * bin_volume  # volume of each atom's stencil (Å^3)
-    _warn_pairs(float((work / searched).sum()), cutoff, n, max_pairs)
     size = chunk_size or (1 << 16 if dev.type == "cpu" else 1 << 24)
     xc = x[:n].T.contiguous()
     op_t = None if (op == np.eye(3)).all() else torch.as_tensor(op, device=dev)
-    out = []
-    for a0, a1 in _chunks(work, size):
-        nb = nbr[a0:a1].reshape(-1)
-        owner = torch.arange(a0, a1, device=dev).repeat_interleave(27)
-        ci, cj = _ranges(start.index_select(0, nb), count.index_select(0, nb), owner)
-        ci, cj, d = _close_pairs(xs, xc, ci, cj, cutoff * cutoff)
-        keep = torch.nonzero(order.index_select(0, cj) != ci, as_tuple=True)[0]  # not i-i, S=0
-        ci, cj, d = ci.index_select(0, keep), cj.index_select(0, keep), d.index_select(0, keep)
-        S = shift_s.index_select(0, cj) + k.index_select(0, ci)
+    P = len(x)
+    if n * P <= 1 << 18:  # small system: dense distances of every atom to every point
+        xt, r2 = x.T.contiguous(), None
+        for q in range(3):  # (n,P) squared distances, accumulated as in `_close_pairs`
+            dq = xt[q][None, :] - xc[q][:, None]
+            r2 = dq * dq if r2 is None else r2.addcmul_(dq, dq)
+        close = r2 < cutoff * cutoff
+        close.fill_diagonal_(False)  # point i is atom i itself (S = 0)
+        i, p = torch.nonzero(close, as_tuple=True)
+        d = torch.stack([xt[q].index_select(0, p) - xc[q].index_select(0, i) for q in range(3)], 1)
+        r2, j = r2[i, p], atom.index_select(0, p)
+        S = shift.index_select(0, p) + k.index_select(0, i)
         S = S if op_t is None else S @ op_t  # shifts back in the basis of the given cell
-        out.append((ci, atom_s.index_select(0, cj), S, d))
-    i, j, S, d = (torch.cat(t) for t in zip(*out))
+        _warn_pairs(len(i) / (4 / 3 * math.pi * cutoff**3), cutoff, n, max_pairs)  # count known
+    else:
+        order, beg, cnt, searched = _bins(x, n, cutoff, bins_per_cutoff)
+        xs = x.index_select(0, order).T.contiguous()  # (3,P), sorted by bin
+        atom_s, shift_s = atom.index_select(0, order), shift.index_select(0, order)
+        work = cnt.sum(1)  # candidate points of every atom
+        _warn_pairs(float((work / searched).sum()), cutoff, n, max_pairs)
+        out = []
+        for a0, a1 in _chunks(work, size):
+            owner = torch.arange(a0, a1, device=dev).repeat_interleave(cnt.shape[1])
+            ci, cj = _ranges(beg[a0:a1].reshape(-1), cnt[a0:a1].reshape(-1), owner)
+            ci, cj, d, r2 = _close_pairs(xs, xc, ci, cj, cutoff * cutoff, order)  # not i-i, S=0
+            S = shift_s.index_select(0, cj) + k.index_select(0, ci)
+            S = S if op_t is None else S @ op_t  # shifts back in the basis of the given cell
+            out.append((ci, atom_s.index_select(0, cj), S, d, r2))
+        i, j, S, d, r2 = (torch.cat(t) for t in zip(*out))
     if pos.requires_grad or cell.requires_grad:  # differentiable pair vectors
         d = pos.index_select(0, j) - pos.index_select(0, i) + S.to(ft) @ cell
-    return NeighborList(i, j, S, d, torch.linalg.norm(d, dim=1))
+        return NeighborList(i, j, S, d, torch.linalg.norm(d, dim=1))
+    return NeighborList(i, j, S, d, r2.sqrt())
 
 # %% ../nbs/03_neighbor_lists.ipynb #84d5ab97d17b4c38ab41a2b065bbd0c0
 class VerletList:
@@ -414,8 +466,8 @@ def _molecule_pairs(
     n_atoms: Tensor,  # (B,) atoms per molecule (long)
     cutoff: float,  # cutoff radius (Å)
     chunk_size: int = 1 << 20,  # candidate pairs per chunk
-) -> tuple[Tensor, Tensor, Tensor]:
-    "Pairs `(i, j, d_ij)` within `cutoff` inside each non-periodic molecule: block-diagonal all pairs"
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    "Pairs `(i, j, d_ij, r_ij^2)` within `cutoff` inside each non-periodic molecule: block-diagonal all pairs"
     dev = pos.device
     x = pos.detach().T.contiguous()  # (3,N)
     start = torch.cumsum(n_atoms, 0) - n_atoms
@@ -432,8 +484,8 @@ def _molecule_pairs(
         out.append(
             _close_pairs(x, x, ci.index_select(0, keep), cj.index_select(0, keep), cutoff * cutoff)
         )
-    i, j, d = (torch.cat(t) for t in zip(*out))
-    return i, j, d
+    i, j, d, r2 = (torch.cat(t) for t in zip(*out))
+    return i, j, d, r2
 
 # %% ../nbs/03_neighbor_lists.ipynb #5e20a2a0e21149b5b06860e930401eb5
 class BatchNeighborList(NamedTuple):
@@ -477,38 +529,63 @@ def batch_neighbor_list(
     if len(structures) == 0:
         raise ValueError("batch_neighbor_list needs at least one structure")
     cutoff = _check_cutoff(cutoff)
-    arrays = []
-    for b, s in enumerate(structures):
-        try:
-            arrays.append(_as_arrays(s, dtype, device))
-        except ValueError as err:
-            raise ValueError(f"structure {b}: {err}") from None
-    dev = arrays[0][0].device
-    n_atoms = torch.tensor([len(p) for p, _, _ in arrays], dtype=torch.long, device=dev)
+    if all(isinstance(s, Atoms) for s in structures):  # checked in NumPy: no tensors per structure
+        arrays = structures
+        for b, at in enumerate(structures):
+            if not np.isfinite(at.positions).all():
+                raise ValueError(f"structure {b}: positions contain NaN or inf")
+            if not np.isfinite(at.cell.array).all():
+                raise ValueError(f"structure {b}: cell contains NaN or inf")
+        dev = torch.device(device or "cpu")
+        small = [
+            b
+            for b, at in enumerate(structures)
+            if len(at) <= ALL_PAIRS_MAX_ATOMS and 5 * len(at) ** 2 <= max_pairs and not at.pbc.any()
+        ]  # the same choice as `_vectorisable`
+        sizes = [len(at) for at in structures]
+    else:
+        arrays = []
+        for b, s in enumerate(structures):
+            try:
+                arrays.append(_as_arrays(s, dtype, device))
+            except ValueError as err:
+                raise ValueError(f"structure {b}: {err}") from None
+        dev = arrays[0][0].device
+        small = _vectorisable(arrays, max_pairs)
+        sizes = [len(p) for p, _, _ in arrays]
+    n_atoms = torch.tensor(sizes, dtype=torch.long, device=dev)
     offset = (torch.cumsum(n_atoms, 0) - n_atoms).tolist()
-    small = _vectorisable(arrays, max_pairs)
-    parts = []  # (i, j, S, d) with flat indices
+    parts = []  # (i, j, S, d, r) with flat indices
     if small:
-        pos = torch.cat([arrays[b][0] for b in small])
+        if arrays is structures:
+            pos = torch.as_tensor(
+                np.concatenate([structures[b].positions for b in small]),
+                dtype=dtype or torch.float64,
+                device=dev,
+            )
+        else:
+            pos = torch.cat([arrays[b][0] for b in small])
         sel = torch.tensor(small, dtype=torch.long, device=dev)
-        i, j, d = _molecule_pairs(pos, n_atoms[sel], cutoff)
+        i, j, d, r2 = _molecule_pairs(pos, n_atoms[sel], cutoff)
+        r = r2.sqrt()  # as `neighbor_list` computes distances
         flat = _ranges(n_atoms.new_tensor(offset).index_select(0, sel), n_atoms[sel], sel)[1]
         if pos.requires_grad:  # differentiable pair vectors
             d = pos.index_select(0, j) - pos.index_select(0, i)
-        parts.append((flat[i], flat[j], i.new_zeros((len(i), 3)), d))
+            r = torch.linalg.norm(d, dim=1)
+        parts.append((flat[i], flat[j], i.new_zeros((len(i), 3)), d, r))
     rest = sorted(set(range(len(arrays))) - set(small))
     for b in rest:  # periodic or large structures: one cell list each
         try:
-            nl = neighbor_list(arrays[b], cutoff, max_pairs)
+            nl = neighbor_list(arrays[b], cutoff, max_pairs, dtype=dtype, device=device)
         except ValueError as err:
             raise ValueError(f"structure {b}: {err}") from None
-        parts.append((nl.i + offset[b], nl.j + offset[b], nl.S, nl.d_ij))
-    i, j, S, d = (torch.cat(t) for t in zip(*parts))
+        parts.append((nl.i + offset[b], nl.j + offset[b], nl.S, nl.d_ij, nl.r_ij))
+    i, j, S, d, r = (torch.cat(t) for t in zip(*parts))
     if small and rest:  # structure order, as one list per structure in turn would give
         order = torch.argsort(i, stable=True)
-        i, j, S, d = i[order], j[order], S[order], d[order]
+        i, j, S, d, r = i[order], j[order], S[order], d[order], r[order]
     batch = torch.repeat_interleave(torch.arange(len(arrays), device=dev), n_atoms)
-    return BatchNeighborList(i, j, S, d, torch.linalg.norm(d, dim=1), batch, n_atoms)
+    return BatchNeighborList(i, j, S, d, r, batch, n_atoms)
 
 # %% ../nbs/03_neighbor_lists.ipynb #f3041e9ffdb2416ea2009d3a6a4c5716
 @dataclass
