@@ -9,7 +9,7 @@ on the weights):
   - ours-SchNet: `SchNet` (64 features, 3 interactions, cutoff 5 Å);
   - TorchANI: `torchani.arch.simple_ani(["Cu"], ...)` (radial cutoff 5.2 Å, angular 3.5 Å), `model.ase()`;
   - EMT: ASE's reference calculator; LAMMPS `pair_style eam` (Cu_u3) and `lj/cut` for scale.
-Electronic-structure part: one water molecule, energy+forces per call for our BP model (species H, O),
+Electronic-structure part: water and ethanol, energy+forces per call for our BP model (its species),
 GFN2-xTB (tblite) and PBE/def2-SVP DFT (PySCF).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/md.py            # ~3 min on one core
@@ -156,25 +156,30 @@ def _schnet():
     return SchNet([29], cutoff=5.0, n_features=64, n_interactions=3).double()
 
 
-def es_rows(n_model: int = 50) -> list[tuple[str, float]]:
-    "seconds per energy+force call on one water molecule"
-    w = ase.build.molecule("H2O")
+ES_MOLECULES = {"H2O": [1, 8], "CH3CH2OH": [1, 6, 8]}  # molecule -> species of our model
+
+
+def es_rows(name: str, species: list[int], n_model: int = 50) -> list[tuple[str, float]]:
+    "seconds per energy+force call on one molecule (ase.build.molecule name)"
+    mol = ase.build.molecule(name)
     rows = [
         (
-            "ours-BP (H, O; ANI layout, 128 features, 160-128-96)",
-            time_calls(w, MLPCalculator(bp_model([1, 8])), n_model),
+            "ours-BP (ANI layout, 160-128-96)",
+            time_calls(mol, MLPCalculator(bp_model(species)), n_model),
         )
     ]
     try:
         from tblite.ase import TBLite
 
-        rows.append(("GFN2-xTB (tblite)", time_calls(w, TBLite(method="GFN2-xTB", verbosity=0), 5)))
+        rows.append(
+            ("GFN2-xTB (tblite)", time_calls(mol, TBLite(method="GFN2-xTB", verbosity=0), 5))
+        )
     except ImportError:
         print("tblite not installed: skipped")
     try:
         from mlp_roadmap.pes import PySCFCalculator
 
-        rows.append(("PBE/def2-SVP (PySCF)", time_calls(w, PySCFCalculator(), 2)))
+        rows.append(("PBE/def2-SVP (PySCF)", time_calls(mol, PySCFCalculator(), 2)))
     except ImportError:
         print("pyscf not installed: skipped")
     return rows
@@ -188,7 +193,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     md = md_rows(args.rep, args.steps)
-    es = es_rows()
+    es = {name: dict(es_rows(name, sp)) for name, sp in ES_MOLECULES.items()}
     speed = dict(md)
     n_atoms = 4 * args.rep**3
     lines = [
@@ -206,10 +211,18 @@ def main():
     if "ours-BP, LAMMPS fix external" in speed:
         r = base / speed["ours-BP, LAMMPS fix external"]
         ratios.append(f"time per step, LAMMPS fix external / ASE: {r:.2f} (goal <= 1.5)")
-    lines += ["", *[f"- {r}" for r in ratios], "", "## One energy+force call, water molecule", "",
-              "| method | s/call | cost relative to ours-BP |", "|---|---:|---:|"]  # fmt: skip
-    t0 = es[0][1]
-    lines += [f"| {k} | {v:.2e} | {v / t0:.3g} |" for k, v in es]
+    names = list(es)
+    lines += ["", *[f"- {r}" for r in ratios], "", "## One energy+force call per molecule", "",
+              "Seconds per call, and in brackets the cost relative to ours-BP on the same molecule.", "",
+              "| method | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]  # fmt: skip
+    for method in es[names[0]]:
+        cells = [
+            f"{es[n][method]:.2e} ({es[n][method] / es[n]['ours-BP (ANI layout, 160-128-96)']:.3g})"
+            if method in es[n]
+            else "–"
+            for n in names
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

@@ -454,7 +454,9 @@ class SymmetryFunctions(nn.Module):
             pairs = self._sorted_pairs(d_ij, r, idx_i, zj, n)
         for g, blks in enumerate(self._groups):  # (n, G, F_b) per group of angular blocks
             table, cols = getattr(self, f"group{g}_table"), getattr(self, f"group{g}_cols")
-            vals, sel, centre, k = self._angular(self.blocks[blks[0]], table, pairs, sp)
+            vals, sel, centre, k = self._angular(
+                self.blocks[blks[0]], table, len(blks) == 1, pairs, sp
+            )
             slot = centre * len(blks) + k  # (centre, block in group)
             acc = d_ij.new_zeros(n * len(blks), vals.shape[1]).index_add(0, slot, vals)
             acc = acc.view(n, len(blks), -1).index_select(2, sel)
@@ -473,26 +475,39 @@ class SymmetryFunctions(nn.Module):
         start = torch.cumsum(counts, 0) - counts
         return key, start, counts, r.index_select(0, p), d_ij.index_select(0, p).unbind(1)
 
-    def _angular(self, blk: _Block, table: Tensor, pairs: tuple, sp: Tensor) -> tuple:
-        "Angular functions of a group of blocks: every centre pairs its entries j < k; `table` maps their elements to a block"
+    def _angular(self, blk: _Block, table: Tensor, single: bool, pairs: tuple, sp: Tensor) -> tuple:
+        "Angular functions of a group of blocks (`table`: element pair -> block) on their triplets j < k"
         key, start, counts, r, xyz = pairs
         S = len(self.species)
         centre = torch.div(key, S, rounding_mode="floor")
+        el = key - centre * S  # neighbour element of every entry
         ok = r < blk.r_cut
         if blk.center_idx >= 0:
             ok &= sp.index_select(0, centre) == blk.center_idx
-        first = torch.nonzero(ok).squeeze(1)
-        last = centre.index_select(0, first) * S + (
-            S - 1
-        )  # the centre's last (centre, element) block
-        m = start.index_select(0, last) + counts.index_select(0, last) - first - 1  # k after j
+        if single:  # one block: each e1 entry with the centre's e2 entries (later ones if e1 == e2)
+            e1, e2 = blk.el_idx
+            first = torch.nonzero(ok & (el == e1)).squeeze(1)
+            partner = centre.index_select(0, first) * S + e2
+            end = start.index_select(0, partner) + counts.index_select(0, partner)
+            base = first + 1 if e1 == e2 else start.index_select(0, partner)
+        else:  # each entry with all later entries of its centre; `table` picks the block
+            first = torch.nonzero(ok).squeeze(1)
+            last = centre.index_select(0, first) * S + (S - 1)  # centre's last (centre, element)
+            end = start.index_select(0, last) + counts.index_select(0, last)
+            base = first + 1
+        m = end - base
         a = torch.repeat_interleave(first, m)
-        b = torch.repeat_interleave(first + 1 - (torch.cumsum(m, 0) - m), m)
+        b = torch.repeat_interleave(base - (torch.cumsum(m, 0) - m), m)
         b = b + torch.arange(a.shape[0], device=key.device)
-        el = key - centre * S  # neighbour element of every entry
-        g = table.index_select(0, el.index_select(0, a)).gather(1, el.index_select(0, b)[:, None])
-        t = torch.nonzero((r.index_select(0, b) < blk.r_cut) & (g[:, 0] >= 0)).squeeze(1)
-        a, b, g = a.index_select(0, t), b.index_select(0, t), g[:, 0].index_select(0, t)
+        keep = r.index_select(0, b) < blk.r_cut
+        if single:
+            g = torch.zeros_like(a)
+        else:
+            g = table.index_select(0, el.index_select(0, a))
+            g = g.gather(1, el.index_select(0, b)[:, None])[:, 0]
+            keep &= g >= 0
+        t = torch.nonzero(keep).squeeze(1)
+        a, b, g = a.index_select(0, t), b.index_select(0, t), g.index_select(0, t)
         r_ij, r_ik = r.index_select(0, a), r.index_select(0, b)
         dot = sum(c.index_select(0, a) * c.index_select(0, b) for c in xyz)
         cos = dot / (r_ij * r_ik)

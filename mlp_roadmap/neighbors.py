@@ -320,7 +320,7 @@ def neighbor_list(
     dtype: torch.dtype
     | None = None,  # float dtype of outputs (default: input's, float64 for Atoms)
     device: torch.device | str | None = None,  # device (default: input's, CPU for Atoms)
-    chunk_size: int | None = None,  # candidate pairs per chunk (default 2^16 on CPU, 2^24 on GPU)
+    chunk_size: int | None = None,  # candidate pairs per chunk (default 2^18 on CPU, 2^24 on GPU)
     bins_per_cutoff: int = 2,  # finer bins search less volume but make more runs (1, 2 or 3)
 ) -> NeighborList:
     "Full neighbour list `(i, j, S, d_ij, r_ij)` within `cutoff`, ASE `ijS` convention, O(N), sorted by i"
@@ -349,11 +349,11 @@ def neighbor_list(
         0, atom
     )
     x = pos.detach().index_select(0, atom) + shift.to(ft) @ rcell  # wrapped atoms, then ghosts
-    size = chunk_size or (1 << 16 if dev.type == "cpu" else 1 << 24)
+    size = chunk_size or (1 << 18 if dev.type == "cpu" else 1 << 24)
     xc = x[:n].T.contiguous()
     op_t = None if (op == np.eye(3)).all() else torch.as_tensor(op, device=dev)
     P = len(x)
-    if n * P <= 1 << 18:  # small system: dense distances of every atom to every point
+    if n * P <= 1 << 19:  # small system: dense distances of every atom to every point
         xt, r2 = x.T.contiguous(), None
         for q in range(3):  # (n,P) squared distances, accumulated as in `_close_pairs`
             dq = xt[q][None, :] - xc[q][:, None]
