@@ -47,6 +47,9 @@ from ase import Atoms
 from mlp_roadmap.data import get_labels, read_dataset, read_isolated_atoms
 from mlp_roadmap.training import TrainConfig, default_bp_descriptor, predict, resolve_device, train
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/notes.py
+from notes import notes_section, read_notes  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = ROOT / "benchmarks" / "results" / "accuracy.md"
 ZUO_ELEMENTS = ["Cu", "Ni", "Li", "Mo", "Si", "Ge"]
@@ -366,16 +369,9 @@ def print_row(row: dict) -> None:
 
 
 ROWS_TAG = re.compile(r"<!-- accuracy-rows\n(.*?)\n-->", re.S)
-NOTES_TAG = re.compile(r"<!-- notes -->\n(.*?)<!-- /notes -->", re.S)
 # the comparisons the benchmark is meant to make (reported as "not run" while they have no row)
 EXPECTED = [("ethanol", "ethanol", "bp"), ("ethanol", "ethanol", "painn")] + [
     ("zuo", el, "bp") for el in ("Cu", "Si", "Mo")] + [("water", "water", "bp")]  # fmt: skip
-
-
-def read_notes(path: Path) -> str:
-    "Hand-written notes kept between `<!-- notes -->` markers of an existing results file"
-    m = NOTES_TAG.search(path.read_text()) if path.exists() else None
-    return m.group(1) if m else "(no notes yet: write the discussion of the numbers here)\n"
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -469,7 +465,7 @@ def markdown(rows: list[dict], notes: str = "") -> str:
     )
     if not gpu:
         L.append("- No row was run on a GPU: every number above is from a CPU run.")
-    L += ["", "## Notes", "", "<!-- notes -->", notes.rstrip("\n"), "<!-- /notes -->"]
+    L += notes_section(notes)[:-1]
     L += [
         "",
         "<!-- accuracy-rows",

@@ -36,6 +36,7 @@ from ase.md.verlet import VelocityVerlet
 from models import (
     ani_like_descriptor,  # benchmarks/models.py: the same layout as the model benchmark
 )
+from notes import notes_section, read_notes  # benchmarks/notes.py
 
 from mlp_roadmap.bpnn import BPModel
 from mlp_roadmap.calculator import MLPCalculator
@@ -224,6 +225,7 @@ def main():
         ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
+    text = text.rstrip("\n") + "\n" + "\n".join(notes_section(read_notes(Path(args.out))))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)

@@ -243,6 +243,43 @@ def _powers(
     return torch.stack(out, -1)
 
 
+class _Padding:
+    "Triplets grouped by slot into a padded (slots, L) layout: sums of outer products become one batched matmul"
+
+    def __init__(
+        self,
+        slot: Tensor,  # (T,) slot of every triplet
+        n_slots: int,  # number of slots
+        max_waste: float = 2.0,  # use the padded layout while it has at most this many cells per triplet
+    ):
+        self.slot, self.n_slots = slot, n_slots
+        self.padded = False
+        if torch.jit.is_tracing() or len(slot) == 0:  # a traced graph cannot depend on the data
+            return
+        counts = torch.bincount(slot, minlength=n_slots)
+        self.L = int(counts.max())
+        self.padded = n_slots * self.L <= max_waste * len(slot)
+        if self.padded:
+            self.order = torch.argsort(slot, stable=True)
+            sorted_slot = slot.index_select(0, self.order)
+            start = torch.cumsum(counts, 0) - counts
+            rank = torch.arange(len(slot), device=slot.device) - start.index_select(0, sorted_slot)
+            self.flat = sorted_slot * self.L + rank  # cell of every (sorted) triplet
+
+    def _pad(self, x: Tensor) -> Tensor:  # (T, F) -> (n_slots, L, F)
+        z = x.new_zeros(self.n_slots * self.L, x.shape[1])
+        return z.index_copy(0, self.flat, x.index_select(0, self.order)).view(
+            self.n_slots, self.L, -1
+        )
+
+    def outer_sums(self, a: Tensor, b: Tensor) -> Tensor:  # (T, C), (T, R) -> (n_slots, C*R)
+        "Sum over the triplets of each slot of the outer products a_t b_t^T"
+        if not self.padded:  # ragged slots: materialise the products
+            v = (a[:, :, None] * b[:, None, :]).flatten(1)
+            return v.new_zeros(self.n_slots, v.shape[1]).index_add(0, self.slot, v)
+        return torch.bmm(self._pad(a).transpose(1, 2), self._pad(b)).flatten(1)
+
+
 class _Block(nn.Module):
     "Functions sharing centre, neighbour elements and cutoff; evaluated together"
 
@@ -287,26 +324,31 @@ class _Block(nn.Module):
         for k in self.kinds:
             p = getattr(self, f"{k}_par").to(r.dtype)
             if k == "G2":
-                out.append(torch.exp(-p[:, 0] * (r[:, None] - p[:, 1]) ** 2) * fc)
+                out.append(torch.exp(-p[:, 0] * (r[:, None] - p[:, 1]).square()) * fc)
             else:
                 out.append(torch.cos(p[:, 2] * r[:, None]) * fc)
-        return torch.cat(out, 1)
+        return torch.cat(out, 1) if len(out) > 1 else out[0]
 
-    def angular_terms(
-        self, r_ij: Tensor, r_ik: Tensor, cos: Tensor, r_jk: Tensor | None, fc: Tensor
-    ) -> tuple[Tensor, Tensor]:  # (T, F_b') values and the column map F_b' -> block columns
-        "Angular functions of triplets; fc = f_c(r_ij) f_c(r_ik); all (zeta, lambda) and (eta, r_s) at once"
+    def angular_sums(
+        self,
+        r_ij: Tensor,  # (T,) distances to the first neighbour
+        r_ik: Tensor,  # (T,) distances to the second neighbour
+        cos: Tensor,  # (T,) cosine of the angle at the centre
+        r_jk: Tensor | None,  # (T,) neighbour-neighbour distances (G4 only)
+        fc: Tensor,  # (T,) f_c(r_ij) f_c(r_ik)
+        slot: Tensor,  # (T,) where each triplet is summed
+        n_slots: int,  # number of slots
+    ) -> tuple[Tensor, Tensor]:  # (n_slots, F_b') sums and the column map F_b' -> block columns
+        "Angular functions of triplets summed per slot; all (zeta, lambda) and (eta, r_s) at once"
         out, cols, off = [], [], 0
+        pad = _Padding(slot, n_slots)  # slot layout shared by the kinds
         for k in self.kinds:
             ang_c, rad_c = self.combos[k]
             lams = sorted({lm for _, lm in ang_c})
             zetas = sorted({z for z, _ in ang_c})
-            base = (1.0 + cos[:, None] * cos.new_tensor(lams)).clamp(min=0.0)  # (T, L)
-            if zetas == [1.0]:
-                ang = base
-            else:  # one power for every (lambda, zeta): (T, L, Z)
-                ang = _powers(base, zetas)
-                ang = (ang * cos.new_tensor([2.0 ** (1.0 - z) for z in zetas])).flatten(1)
+            ang = (1.0 + cos[:, None] * cos.new_tensor(lams)).clamp(min=0.0)  # (T, L)
+            if zetas != [1.0]:  # one power for every (lambda, zeta): (T, L*Z)
+                ang = _powers(ang, zetas).flatten(1)
             grid = [lams.index(lm) * len(zetas) + zetas.index(z) for z, lm in ang_c]
             if grid != list(range(ang.shape[1])):  # not every (lambda, zeta) is used
                 ang = ang.index_select(1, torch.tensor(grid, device=ang.device))
@@ -319,14 +361,20 @@ class _Block(nn.Module):
             rad = torch.exp(-eta * s) * fck[:, None]  # (T, R)
             idx = getattr(self, f"{k}_idx")
             n_f, n_c, n_r = len(idx), len(ang_c), len(rad_c)
-            if n_c * n_r <= 2 * n_f:  # dense grid: one outer product, columns picked after the sum
-                out.append((ang[:, :, None] * rad[:, None, :]).reshape(ang.shape[0], n_c * n_r))
+            if n_c * n_r <= 2 * n_f:  # dense grid: sum of outer products, columns picked after
+                acc = pad.outer_sums(ang, rad)  # (n_slots, C*R)
                 cols.append(off + idx[:, 0] * n_r + idx[:, 1])
                 off += n_c * n_r
             else:
-                out.append(ang.index_select(1, idx[:, 0]) * rad.index_select(1, idx[:, 1]))
+                vals = ang.index_select(1, idx[:, 0]) * rad.index_select(1, idx[:, 1])
+                acc = vals.new_zeros(n_slots, n_f).index_add(0, slot, vals)
                 cols.append(off + torch.arange(n_f, device=idx.device))
                 off += n_f
+            # the 2^(1-zeta) prefactors, applied to the sums rather than to every triplet
+            pref = cos.new_tensor([2.0 ** (1.0 - z) for z, _ in ang_c])  # (C,)
+            dense = n_c * n_r <= 2 * n_f
+            acc = acc * (pref.repeat_interleave(n_r) if dense else pref.index_select(0, idx[:, 0]))
+            out.append(acc)
         return torch.cat(out, 1) if len(out) > 1 else out[0], torch.cat(cols)
 
 # %% ../nbs/05_descriptors.ipynb #379cbbc1e968416e875cc15c1202d7eb
@@ -454,11 +502,7 @@ class SymmetryFunctions(nn.Module):
             pairs = self._sorted_pairs(d_ij, r, idx_i, zj, n)
         for g, blks in enumerate(self._groups):  # (n, G, F_b) per group of angular blocks
             table, cols = getattr(self, f"group{g}_table"), getattr(self, f"group{g}_cols")
-            vals, sel, centre, k = self._angular(
-                self.blocks[blks[0]], table, len(blks) == 1, pairs, sp
-            )
-            slot = centre * len(blks) + k  # (centre, block in group)
-            acc = d_ij.new_zeros(n * len(blks), vals.shape[1]).index_add(0, slot, vals)
+            acc, sel = self._angular(self.blocks[blks[0]], table, len(blks), pairs, sp, n)
             acc = acc.view(n, len(blks), -1).index_select(2, sel)
             flat = rows[:, :, None] + cols.index_select(1, sp).transpose(0, 1)
             out = out.index_add(0, flat.reshape(-1), acc.reshape(-1))
@@ -475,8 +519,10 @@ class SymmetryFunctions(nn.Module):
         start = torch.cumsum(counts, 0) - counts
         return key, start, counts, r.index_select(0, p), d_ij.index_select(0, p).unbind(1)
 
-    def _angular(self, blk: _Block, table: Tensor, single: bool, pairs: tuple, sp: Tensor) -> tuple:
-        "Angular functions of a group of blocks (`table`: element pair -> block) on their triplets j < k"
+    def _angular(
+        self, blk: _Block, table: Tensor, n_blocks: int, pairs: tuple, sp: Tensor, n: int
+    ) -> tuple[Tensor, Tensor]:
+        "Sums per (centre, block) of a group of angular blocks (`table`: element pair -> block), and the column map"
         key, start, counts, r, xyz = pairs
         S = len(self.species)
         centre = torch.div(key, S, rounding_mode="floor")
@@ -484,6 +530,7 @@ class SymmetryFunctions(nn.Module):
         ok = r < blk.r_cut
         if blk.center_idx >= 0:
             ok &= sp.index_select(0, centre) == blk.center_idx
+        single = n_blocks == 1
         if single:  # one block: each e1 entry with the centre's e2 entries (later ones if e1 == e2)
             e1, e2 = blk.el_idx
             first = torch.nonzero(ok & (el == e1)).squeeze(1)
@@ -521,8 +568,8 @@ class SymmetryFunctions(nn.Module):
                 )
         fc = blk._fc(r)
         fc = fc.index_select(0, a) * fc.index_select(0, b)
-        vals, sel = blk.angular_terms(r_ij, r_ik, cos, r_jk, fc)
-        return vals, sel, centre.index_select(0, a), g
+        slot = centre.index_select(0, a) * n_blocks + g  # (centre, block in group)
+        return blk.angular_sums(r_ij, r_ik, cos, r_jk, fc, slot, n * n_blocks)
 
     def hparams(self) -> dict:
         "JSON-able constructor arguments: `SymmetryFunctions(**sf.hparams())` rebuilds it"

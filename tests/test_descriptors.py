@@ -521,3 +521,23 @@ def test_cfconv_reproduces_g2():
     d = nl.d_ij.clone().requires_grad_(True)
     conv(x, d, nl.i, nl.j).sum().backward()
     assert d.grad is not None and torch.isfinite(d.grad).all()
+
+
+def test_padded_outer_sums_equal_explicit_products():
+    "The batched-matmul sums of `_Padding` equal index_add of the explicit outer products (and their gradients)"
+    from mlp_roadmap.descriptors import _Padding
+
+    g = torch.Generator().manual_seed(0)
+    slot = torch.randint(0, 7, (60,), generator=g)
+    a = torch.randn(60, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(60, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    padded, ragged = _Padding(slot, 9, max_waste=100.0), _Padding(slot, 9, max_waste=0.0)
+    assert padded.padded and not ragged.padded
+    x, y = padded.outer_sums(a, b), ragged.outer_sums(a, b)
+    torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    assert x.shape == (9, 15) and bool((x[7:] == 0).all())  # empty slots sum to zero
+    w = torch.randn(9, 15, dtype=torch.float64, generator=g)
+    gx = torch.autograd.grad((x * w).sum(), (a, b))
+    gy = torch.autograd.grad((y * w).sum(), (a, b))
+    for p, q in zip(gx, gy):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,25 @@
+"""Hand-written discussion in a results file, kept when a benchmark rewrites its tables.
+
+The notes live between `<!-- notes -->` and `<!-- /notes -->` markers at the end of
+`benchmarks/results/<name>.md`; a script that regenerates the file reads them first and appends them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+NOTES_TAG = re.compile(r"<!-- notes -->\n(.*?)<!-- /notes -->", re.S)
+PLACEHOLDER = "(no notes yet: write the discussion of the numbers here)\n"
+
+
+def read_notes(path: Path) -> str:
+    "Hand-written notes kept between `<!-- notes -->` markers of an existing results file"
+    path = Path(path)
+    m = NOTES_TAG.search(path.read_text()) if path.exists() else None
+    return m.group(1) if m else PLACEHOLDER
+
+
+def notes_section(notes: str) -> list[str]:
+    "The Markdown lines of a notes section"
+    return ["", "## Notes", "", "<!-- notes -->", notes.rstrip("\n"), "<!-- /notes -->", ""]
