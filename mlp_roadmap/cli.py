@@ -36,7 +36,7 @@ def _fail(msg: str) -> int:
 
 # %% ../nbs/13_cli.ipynb #e2edff1b
 SYSTEMS = {
-    "cu-emt": "Cu with ASE's EMT: bulk at several temperatures and strains, vacancies, surfaces, NEB path"
+    "cu-emt": "Cu with ASE's EMT: bulk at several temperatures and strains, vacancies, surfaces, liquid, NEB path"
 }
 
 

@@ -905,14 +905,16 @@ def _split_counts(n: int, shares: Sequence[float]) -> list[int]:
     return counts.tolist()
 
 
-def _md_over(structures, temps, n, calc, seed, config_type, timestep_fs=5.0, interval=10):
+def _md_over(
+    structures, temps, n, calc, seed, config_type, timestep_fs=5.0, interval=10, n_equilibrate=None
+):
     "n MD frames spread over every (structure, temperature) pair"
     pairs = [(s, T) for s in structures for T in temps]
     out = []
     for k, ((s, T), m) in enumerate(zip(pairs, _split_counts(n, [1] * len(pairs)))):
         if m:
             out += sample_md(s, calc, (T,), m, interval, seed=seed * 1000 + k, timestep_fs=timestep_fs,
-                             n_equilibrate=2 * interval, config_type=config_type)  # fmt: skip
+                             n_equilibrate=n_equilibrate or 2 * interval, config_type=config_type)  # fmt: skip
     return out
 
 
@@ -920,14 +922,16 @@ def generate_cu_dataset(
     n: int = 1000,  # total number of structures (>= 12)
     seed: int = 0,  # fixes every random choice: same (n, seed) -> same dataset
 ) -> list[Atoms]:
-    "Labelled Cu structures from EMT: bulk MD, strained cells, vacancies, surfaces and an NEB path"
+    "Labelled Cu structures from EMT: bulk MD, strained cells, vacancies, surfaces, liquid and an NEB path"
     from ase.calculators.emt import EMT
 
     if n < 12:
         raise ValueError(f"n must be >= 12 (one structure per group and the NEB path), got {n}")
     calc = EMT()
     neb = neb_vacancy_path("Cu", size=2, n_images=5 if n >= 100 else 1, fmax=0.05)
-    n_md, n_strain, n_vac, n_surf = _split_counts(n - len(neb), [0.40, 0.20, 0.15, 0.25])
+    n_md, n_strain, n_vac, n_surf, n_liq = _split_counts(
+        n - len(neb), [0.37, 0.19, 0.14, 0.23, 0.07]
+    )
     cube = ase.build.bulk("Cu", "fcc", cubic=True)
     prim8 = ase.build.bulk("Cu", "fcc") * (2, 2, 2)
     n8, n32 = _split_counts(n_strain, [1, 1])
@@ -936,6 +940,10 @@ def generate_cu_dataset(
     data += rattle_and_strain(cube * (2, 2, 2), calc, n32, seed=seed + 3)
     data += _md_over(make_point_defects("Cu")[:1], (300, 900), n_vac, calc, seed + 4, "vacancy_md")
     data += _md_over(make_slabs("Cu"), (300, 600), n_surf, calc, seed + 5, "surface_md")
+    # melt: a 4 % expanded box (the liquid is less dense) at 1600-2400 K, 2 fs steps, 0.6 ps to melt
+    hot = ase.build.bulk("Cu", "fcc", a=3.6 * 1.04, cubic=True) * (2, 2, 2)
+    data += _md_over([hot], (1600, 2000, 2400), n_liq, calc, seed + 6, "liquid_md", timestep_fs=2.0,
+                     interval=20, n_equilibrate=300)  # fmt: skip
     return data + neb
 
 # %% ../nbs/07_data.ipynb #e0a51dd6baab431990c6adcc83aa7fba

@@ -238,6 +238,7 @@ def test_generate_cu_dataset_reproducible():
         "rattle",
         "vacancy",
         "surface",
+        "liquid",
         "neb",
     }
     with pytest.raises(ValueError, match="n must be >= 12"):
@@ -258,6 +259,7 @@ def test_bundled_default_dataset():
         "rattle",
         "vacancy",
         "surface",
+        "liquid",
         "neb",
     }
 
