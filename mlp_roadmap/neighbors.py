@@ -20,7 +20,7 @@ from ase.geometry import minkowski_reduce
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['MAX_PAIRS', 'ALL_PAIRS_MAX_ATOMS', 'NeighborList', 'neighbor_list_brute', 'neighbor_list', 'VerletList',
+__all__ = ['MAX_PAIRS', 'DENSE_MAX', 'ALL_PAIRS_MAX_ATOMS', 'NeighborList', 'neighbor_list_brute', 'neighbor_list', 'VerletList',
            'pair_vectors', 'BatchNeighborList', 'batch_neighbor_list', 'Batch', 'atoms_to_batch']
 
 # %% ../nbs/03_neighbor_lists.ipynb #8763a12b2bbd4a93a75aff182afb95dc
@@ -100,8 +100,8 @@ def _reduced_cell(
     cell_bytes: bytes,  # (3,3) float64 lattice vectors as rows, as bytes
     per: tuple[bool, bool, bool],  # periodic axes
     reduce: bool,  # Minkowski-reduce the periodic vectors first
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    "(cell used, same cell with unit non-periodic rows, face-to-face heights, op with used = op @ cell)"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    "(cell used, same cell with unit non-periodic rows, face-to-face heights, op with used = op @ cell, inverse of the second); read-only"
     c, per = np.frombuffer(cell_bytes).reshape(3, 3).copy(), np.array(per)
     _check_singular(c, per)
     op = np.eye(3, dtype=np.int64)
@@ -122,7 +122,10 @@ def _reduced_cell(
     if vol <= 1e-12 * np.prod(np.linalg.norm(eff, axis=1)):
         raise ValueError("cell is singular (zero volume) along its periodic axes")
     heights = vol / np.linalg.norm(np.cross(eff[[1, 2, 0]], eff[[2, 0, 1]]), axis=1)
-    return c, eff, heights, op
+    out = (c, eff, heights, op, np.linalg.inv(eff))
+    for x in out:
+        x.setflags(write=False)  # shared by every call with this cell
+    return out
 
 
 def _cell_geometry(
@@ -134,7 +137,7 @@ def _cell_geometry(
     "(cell used, same cell with unit non-periodic rows, images per axis, op with used = op @ cell)"
     c = np.ascontiguousarray(cell.detach().cpu().double().numpy())
     per = tuple(bool(p) for p in pbc.tolist())
-    c, eff, heights, op = (a.copy() for a in _reduced_cell(c.tobytes(), per, reduce))
+    c, eff, heights, op, _ = (a.copy() for a in _reduced_cell(c.tobytes(), per, reduce))
     n = [int(math.ceil(cutoff / h)) if p else 0 for h, p in zip(heights, per)]
     return c, eff, n, op
 
@@ -176,21 +179,15 @@ def _ghosts(
     margin: Tensor,  # (3,) cutoff in fractional units along each axis
 ) -> tuple[Tensor, Tensor]:
     "Atom index and integer shift (T != 0) of every image within the cutoff skin of the cell"
-    oks, rngs = [], []
-    for k in range(3):
-        s = torch.arange(-n[k], n[k] + 1, device=frac.device)
-        f = frac[None, :, k] + s[:, None].to(frac.dtype)  # (2n+1, N)
-        ok = (
-            (f >= -margin[k]) & (f <= 1 + margin[k])
-            if bool(pbc[k])
-            else torch.ones_like(f, dtype=torch.bool)
-        )
-        oks.append(ok)
-        rngs.append(s)
-    keep = oks[0][:, None, None] & oks[1][None, :, None] & oks[2][None, None]  # (M0,M1,M2,N)
+    m = max(n)
+    s = torch.arange(-m, m + 1, device=frac.device)
+    f = frac[None] + s[:, None, None].to(frac.dtype)  # (2m+1, N, 3): every atom shifted by s
+    ok = ((f >= -margin) & (f <= 1 + margin)) | ~pbc  # inside the skin (any s=0 on open axes)
+    o = [ok[m - n[k] : m + n[k] + 1, :, k] for k in range(3)]  # (2n_k+1, N) per axis
+    keep = o[0][:, None, None] & o[1][None, :, None] & o[2][None, None]  # (M0,M1,M2,N)
     keep[n[0], n[1], n[2]] = False  # T = 0: the atoms themselves
     s0, s1, s2, a = torch.nonzero(keep, as_tuple=True)
-    return a, torch.stack([rngs[0][s0], rngs[1][s1], rngs[2][s2]], 1)
+    return a, torch.stack([s0 - n[0], s1 - n[1], s2 - n[2]], 1)
 
 # %% ../nbs/03_neighbor_lists.ipynb #cb1e1581032b452c9409d6c6813c49d1
 @functools.lru_cache(maxsize=8)
@@ -295,6 +292,7 @@ def _close_pairs(
 
 # %% ../nbs/03_neighbor_lists.ipynb #916684f9a58a4a2aa5f864670399430d
 MAX_PAIRS = 50_000_000  # warn above this many pairs (configurable per call)
+DENSE_MAX = 1 << 19  # atoms x points up to which `neighbor_list` skips the bins
 
 
 def _warn_pairs(
@@ -330,12 +328,10 @@ def neighbor_list(
     if n == 0:
         e = torch.zeros(0, dtype=torch.long, device=dev)
         return NeighborList(e, e, e.reshape(0, 3), pos.new_zeros((0, 3)), pos.new_zeros(0))
-    red, eff, _, op = _cell_geometry(cell, pbc, cutoff)
-    heights = abs(np.linalg.det(eff)) / np.linalg.norm(
-        np.cross(eff[[1, 2, 0]], eff[[2, 0, 1]]), axis=1
-    )
-    rcell = torch.as_tensor(red, dtype=ft, device=dev)
-    frac = pos.detach() @ torch.as_tensor(np.linalg.inv(eff), dtype=ft, device=dev)
+    cell_np = np.ascontiguousarray(cell.detach().cpu().double().numpy())
+    red, _, heights, op, inv = _reduced_cell(cell_np.tobytes(), tuple(pbc.tolist()), True)
+    rcell = torch.tensor(red, dtype=ft, device=dev)
+    frac = pos.detach() @ torch.tensor(inv, dtype=ft, device=dev)
     k = torch.where(pbc, frac.floor(), torch.zeros_like(frac))  # wrap offset per atom
     frac = frac - k  # wrapped fractional coordinates, for the ghosts
     k = k.long()
@@ -353,16 +349,17 @@ def neighbor_list(
     xc = x[:n].T.contiguous()
     op_t = None if (op == np.eye(3)).all() else torch.as_tensor(op, device=dev)
     P = len(x)
-    if n * P <= 1 << 19:  # small system: dense distances of every atom to every point
+    if n * P <= DENSE_MAX:  # small system: dense distances of every atom to every point
         xt, r2 = x.T.contiguous(), None
         for q in range(3):  # (n,P) squared distances, accumulated as in `_close_pairs`
             dq = xt[q][None, :] - xc[q][:, None]
             r2 = dq * dq if r2 is None else r2.addcmul_(dq, dq)
         close = r2 < cutoff * cutoff
         close.fill_diagonal_(False)  # point i is atom i itself (S = 0)
-        i, p = torch.nonzero(close, as_tuple=True)
-        d = torch.stack([xt[q].index_select(0, p) - xc[q].index_select(0, i) for q in range(3)], 1)
-        r2, j = r2[i, p], atom.index_select(0, p)
+        flat = torch.nonzero(close.view(-1)).squeeze(1)
+        i, p = flat // P, flat % P
+        d = x.index_select(0, p) - x.index_select(0, i)  # rows i < n of x are the atoms
+        r2, j = r2.view(-1).index_select(0, flat), atom.index_select(0, p)
         S = shift.index_select(0, p) + k.index_select(0, i)
         S = S if op_t is None else S @ op_t  # shifts back in the basis of the given cell
         _warn_pairs(len(i) / (4 / 3 * math.pi * cutoff**3), cutoff, n, max_pairs)  # count known
