@@ -33,7 +33,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -47,8 +46,8 @@ from ase import Atoms
 from mlp_roadmap.data import get_labels, read_dataset, read_isolated_atoms
 from mlp_roadmap.training import TrainConfig, default_bp_descriptor, predict, resolve_device, train
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/notes.py
-from notes import notes_section, read_notes  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+from common import cpu_name, notes_section, read_notes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = ROOT / "benchmarks" / "results" / "accuracy.md"
@@ -218,14 +217,7 @@ def split(
 # ---------------------------------------------------------------------------------------------- run
 def hardware(device: torch.device) -> dict:
     "CPU model, threads, torch version, device (GPU name) and load average"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     dev = str(device)
     if device.type == "cuda":
         dev += f" ({torch.cuda.get_device_name(device)})"

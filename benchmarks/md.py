@@ -34,10 +34,10 @@ from ase import units
 from ase.calculators.emt import EMT
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
+from common import notes_section, read_notes  # benchmarks/common.py
 from models import (
     ani_like_descriptor,  # benchmarks/models.py: the same layout as the model benchmark
 )
-from notes import notes_section, read_notes  # benchmarks/notes.py
 
 from mlp_roadmap.bpnn import BPModel
 from mlp_roadmap.calculator import MLPCalculator
@@ -67,15 +67,9 @@ def bp_model(species: list[int]) -> BPModel:
     return BPModel(species, ani_like_descriptor(species), hidden=(160, 128, 96)).double()
 
 
-def time_ase(atoms, calc, steps: int, warmup: int = 3) -> float:
-    "atom-steps/s of ASE velocity Verlet with `calc`"
-    a = atoms.copy()
-    a.calc = calc
-    dyn = VelocityVerlet(a, timestep=1.0 * units.fs)
-    dyn.run(warmup)
-    t0 = time.perf_counter()
-    dyn.run(steps)
-    return len(a) * steps / (time.perf_counter() - t0)
+def time_ase(atoms, calc, steps: int) -> float:
+    "atom-steps/s of ASE velocity Verlet with `calc` (one timed run after a warm-up)"
+    return time_ase_interleaved(atoms, {"calc": calc}, steps, rounds=1)["calc"]
 
 
 def time_lammps_external(atoms, calc, steps: int) -> float:

@@ -37,7 +37,7 @@ import ase.build
 import numpy as np
 import torch
 from ase import Atoms
-from notes import notes_section, read_notes  # benchmarks/notes.py
+from common import notes_section, read_notes  # benchmarks/common.py
 
 from mlp_roadmap.bpnn import BPModel, descriptor_features, energy_force_loss
 from mlp_roadmap.descriptors import SymmetryFunction, SymmetryFunctions

@@ -18,6 +18,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from common import cpu_name  # benchmarks/common.py
+
 HERE = Path(__file__).resolve().parent
 ORDER = ["neighbors", "lj_md", "descriptors", "models", "data", "md", "accuracy"]
 
@@ -26,14 +28,7 @@ def environment() -> str:
     "Hardware and library versions as Markdown bullet points"
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     libs = []
     for name in [

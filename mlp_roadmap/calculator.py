@@ -19,11 +19,10 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from torch import Tensor, nn
 
 from .md import Properties, compute_properties
-from .neighbors import Batch, VerletList, atoms_to_batch, neighbor_list
+from .neighbors import Batch, VerletList, neighbor_list
 
 # %% auto #0
-__all__ = ['CommitteeProperties', 'committee_properties', 'MLPCalculator', 'atoms_pair_vectors', 'thermalize', 'MDResult',
-           'run_ase_md']
+__all__ = ['CommitteeProperties', 'committee_properties', 'MLPCalculator', 'thermalize', 'MDResult', 'run_ase_md']
 
 # %% ../nbs/09_calculator.ipynb #8763a12b2bbd4a93a75aff182afb95dc
 class CommitteeProperties(NamedTuple):
@@ -98,16 +97,14 @@ class MLPCalculator(Calculator):
         self.cutoff = max(cut)
         species = [set(getattr(m, "species", [])) for m in self.models]
         self.species = sorted(set.intersection(*species)) if all(species) else None
-        if skin < 0:
-            raise ValueError(f"skin must be >= 0 Å, got {skin}")
-        self.skin = float(skin)
+        self._verlet = VerletList(self.cutoff, skin)  # the same list as `md.run_md`'s; checks skin
+        self.skin = self._verlet.skin
         dmin = [getattr(m, "training_min_distance", None) for m in self.models]
         self.min_distance = (
             min_distance
             if min_distance is not None
             else (min(d for d in dmin if d) if any(dmin) else None)
         )
-        self._verlet = VerletList(self.cutoff, self.skin)  # the same list as `md.run_md`'s
         self._warned = False
 
     @property
@@ -178,14 +175,6 @@ class MLPCalculator(Calculator):
         }
         if want_stress:
             self.results["stress"] = p.stress[0].detach().cpu().numpy().astype(np.float64)
-
-
-def atoms_pair_vectors(b: Batch) -> Tensor:  # a Batch -> (E,3)
-    "Pair vectors of a batch (no gradient), for distance checks"
-    from mlp_roadmap.neighbors import pair_vectors
-
-    with torch.no_grad():
-        return pair_vectors(b.pos, b.cell, b.batch, b.idx_i, b.idx_j, b.shifts)
 
 # %% ../nbs/09_calculator.ipynb #cb1e1581032b452c9409d6c6813c49d1
 def thermalize(

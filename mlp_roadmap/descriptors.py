@@ -361,7 +361,8 @@ class _Block(nn.Module):
             rad = torch.exp(-eta * s) * fck[:, None]  # (T, R)
             idx = getattr(self, f"{k}_idx")
             n_f, n_c, n_r = len(idx), len(ang_c), len(rad_c)
-            if n_c * n_r <= 2 * n_f:  # dense grid: sum of outer products, columns picked after
+            dense = n_c * n_r <= 2 * n_f
+            if dense:  # dense grid: sum of outer products, columns picked after
                 acc = pad.outer_sums(ang, rad)  # (n_slots, C*R)
                 cols.append(off + idx[:, 0] * n_r + idx[:, 1])
                 off += n_c * n_r
@@ -372,7 +373,6 @@ class _Block(nn.Module):
                 off += n_f
             # the 2^(1-zeta) prefactors, applied to the sums rather than to every triplet
             pref = cos.new_tensor([2.0 ** (1.0 - z) for z, _ in ang_c])  # (C,)
-            dense = n_c * n_r <= 2 * n_f
             acc = acc * (pref.repeat_interleave(n_r) if dense else pref.index_select(0, idx[:, 0]))
             out.append(acc)
         return torch.cat(out, 1) if len(out) > 1 else out[0], torch.cat(cols)

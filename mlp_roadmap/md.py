@@ -208,11 +208,6 @@ class MDInstabilityError(RuntimeError):
     "Raised when MD reaches overlapping atoms or non-finite energies/forces"
 
 
-def _pair_source(cutoff: float, skin: float) -> Callable[[tuple], object]:
-    "Neighbour-list updater: pairs within `cutoff`, rebuilt only after moves beyond skin/2"
-    return VerletList(cutoff, skin).update
-
-
 def force_function(
     model: nn.Module,  # potential: (batch, d_ij) -> per-atom energies, with a `cutoff` attribute
     numbers: Tensor,  # (N,) atomic numbers (long)
@@ -222,9 +217,7 @@ def force_function(
     min_distance: float = 0.5,  # raise MDInstabilityError below this pair distance (Å)
 ) -> ForceFn:
     "`positions -> (energy, forces)` for `model`, with a Verlet list and overlap/NaN guards"
-    if not math.isfinite(skin) or skin < 0:
-        raise ValueError(f"neighbour skin must be a finite number >= 0 (Å), got {skin}")
-    update = _pair_source(float(model.cutoff), float(skin))
+    update = VerletList(float(model.cutoff), skin).update  # validates the skin
     zeros = torch.zeros(len(numbers), dtype=torch.long, device=numbers.device)
 
     def fn(positions: Tensor) -> tuple[Tensor, Tensor]:

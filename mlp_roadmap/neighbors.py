@@ -296,13 +296,12 @@ DENSE_MAX = 1 << 19  # atoms x points up to which `neighbor_list` skips the bins
 
 
 def _warn_pairs(
-    density_sum: float,  # sum over atoms of the number density around them (1/Å^3)
+    est: float,  # estimated (or counted) number of pairs
     cutoff: float,  # cutoff radius (Å)
     n_atoms: int,  # number of atoms
     max_pairs: int,  # warning threshold
 ) -> None:
-    "Warn when the estimated number of pairs exceeds `max_pairs`"
-    est = density_sum * (4 / 3 * math.pi * cutoff**3)
+    "Warn when the number of pairs exceeds `max_pairs`"
     if est > max_pairs:
         warnings.warn(
             f"cutoff {cutoff} Å would create about {est:.3g} pairs for {n_atoms} atoms "
@@ -362,13 +361,14 @@ def neighbor_list(
         r2, j = r2.view(-1).index_select(0, flat), atom.index_select(0, p)
         S = shift.index_select(0, p) + k.index_select(0, i)
         S = S if op_t is None else S @ op_t  # shifts back in the basis of the given cell
-        _warn_pairs(len(i) / (4 / 3 * math.pi * cutoff**3), cutoff, n, max_pairs)  # count known
+        _warn_pairs(len(i), cutoff, n, max_pairs)  # at most DENSE_MAX candidates were allocated
     else:
         order, beg, cnt, searched = _bins(x, n, cutoff, bins_per_cutoff)
         xs = x.index_select(0, order).T.contiguous()  # (3,P), sorted by bin
         atom_s, shift_s = atom.index_select(0, order), shift.index_select(0, order)
         work = cnt.sum(1)  # candidate points of every atom
-        _warn_pairs(float((work / searched).sum()), cutoff, n, max_pairs)
+        density = float((work / searched).sum())  # sum over atoms of the density around them
+        _warn_pairs(density * 4 / 3 * math.pi * cutoff**3, cutoff, n, max_pairs)
         out = []
         for a0, a1 in _chunks(work, size):
             owner = torch.arange(a0, a1, device=dev).repeat_interleave(cnt.shape[1])

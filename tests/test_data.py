@@ -227,20 +227,16 @@ def test_deepmd_bad_folders(cu_set, tmp_path):
 
 
 # ---------------------------------------------------------------- generation and selection
+CU_GROUPS = {"bulk", "rattle", "vacancy", "surface", "liquid", "neb"}  # config_type prefixes
+
+
 def test_generate_cu_dataset_reproducible():
     a = generate_cu_dataset(12, seed=0)
     b = generate_cu_dataset(12, seed=0)
     assert len(a) == 12 and _same(a, b)
     assert all(s.info.get("config_type") for s in a)
     assert all((get_labels(s).stress is not None) == bool(s.pbc.all()) for s in a)
-    assert {s.info["config_type"].split("_")[0] for s in a} >= {
-        "bulk",
-        "rattle",
-        "vacancy",
-        "surface",
-        "liquid",
-        "neb",
-    }
+    assert {s.info["config_type"].split("_")[0] for s in a} >= CU_GROUPS
     with pytest.raises(ValueError, match="n must be >= 12"):
         generate_cu_dataset(5)
 
@@ -254,14 +250,7 @@ def test_bundled_default_dataset():
     s = dataset_summary(read_dataset(p))
     assert s["n_structures"] == 1000 and s["species"].keys() == {"Cu"}
     assert s["force_component_max_eV_A"] < 50 and s["n_with_stress"] == s["n_periodic_3d"]
-    assert {c.split("_")[0] for c in s["config_types"]} == {
-        "bulk",
-        "rattle",
-        "vacancy",
-        "surface",
-        "liquid",
-        "neb",
-    }
+    assert {c.split("_")[0] for c in s["config_types"]} == CU_GROUPS
 
 
 def test_fps_and_deduplicate():

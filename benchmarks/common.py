@@ -1,4 +1,4 @@
-"""Hand-written discussion in a results file, kept when a benchmark rewrites its tables.
+"""Helpers shared by the benchmark scripts: the CPU's name, and hand-written notes in results files.
 
 The notes live between `<!-- notes -->` and `<!-- /notes -->` markers at the end of
 `benchmarks/results/<name>.md`; a script that regenerates the file reads them first and appends them.
@@ -6,8 +6,21 @@ The notes live between `<!-- notes -->` and `<!-- /notes -->` markers at the end
 
 from __future__ import annotations
 
+import platform
 import re
 from pathlib import Path
+
+
+def cpu_name() -> str:
+    "CPU model from /proc/cpuinfo, else the platform's processor or machine name"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
 
 NOTES_TAG = re.compile(r"<!-- notes -->\n(.*?)<!-- /notes -->", re.S)
 PLACEHOLDER = "(no notes yet: write the discussion of the numbers here)\n"
