@@ -215,11 +215,19 @@ class BPModel(nn.Module):
         "Atomic energies: descriptor, per-element scaling and network, output scale and reference energy"
         k_atom = species_indices(self, batch.numbers)
         G = descriptor_features(self.descriptor, batch, d_ij, self._takes_batch)
+        return self.energies_from_features(G, k_atom)
+
+    def energies_from_features(
+        self,
+        G: Tensor,  # (N, D) raw descriptors
+        k_atom: Tensor,  # (N,) element index of every atom in `self.species`
+    ) -> Tensor:  # (N,) atomic energies (eV)
+        "The networks' half of `forward`: scaling, per-element networks, output scale and shift"
         x = scale_features(self, G, k_atom)
         if len(self.nets) == 1:  # one element: no gathering at all
             out = self.nets[0](x[:, : self.n_features[self.species[0]]])
         else:  # sizes from .shape (not len) so that torch.jit.trace keeps them dynamic
-            out = x.new_zeros(batch.numbers.shape[0])
+            out = x.new_zeros(G.shape[0])
             for k, (z, net) in enumerate(zip(self.species, self.nets)):
                 idx = torch.nonzero(k_atom == k).squeeze(-1)
                 out = out.index_copy(0, idx, net(x.index_select(0, idx)[:, : self.n_features[z]]))

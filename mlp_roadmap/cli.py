@@ -90,7 +90,8 @@ def cmd_train(args) -> int:
     cfg = TrainConfig.from_yaml(args.config).__dict__ if args.config else {}
     overrides = {"model": args.model, "epochs": args.epochs, "device": args.device, "seed": args.seed,
                  "cutoff": args.cutoff, "batch_size": args.batch_size, "lr": args.lr,
-                 "valid_fraction": args.valid_fraction, "dtype": args.dtype}  # fmt: skip
+                 "valid_fraction": args.valid_fraction, "dtype": args.dtype,
+                 "cache_features": args.cache_features or None}  # fmt: skip
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     e0 = parse_e0(args.e0)
     if e0:
@@ -447,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dtype", default=None, choices=["float32", "float64"])
     t.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument(
+        "--cache-features",
+        action="store_true",
+        help="BP: compute descriptors and their derivatives once (faster epochs, more memory)",
+    )
     t.add_argument(
         "--e0",
         default=None,

@@ -346,7 +346,9 @@ def neighbor_list(
     x = pos.detach().index_select(0, atom) + shift.to(ft) @ rcell  # wrapped atoms, then ghosts
     size = chunk_size or (1 << 18 if dev.type == "cpu" else 1 << 24)
     xc = x[:n].T.contiguous()
-    op_t = None if (op == np.eye(3)).all() else torch.as_tensor(op, device=dev)
+    op_t = (
+        None if (op == np.eye(3)).all() else torch.tensor(op, device=dev)
+    )  # copy: `op` is a read-only cached array
     P = len(x)
     if n * P <= DENSE_MAX:  # small system: dense distances of every atom to every point
         xt, r2 = x.T.contiguous(), None

@@ -24,15 +24,15 @@ from torch import Tensor, nn
 
 import mlp_roadmap
 from .data import AtomsDataset, get_labels, make_loader
-from .md import Properties, compute_properties
-from .neighbors import Batch
+from .md import Properties, compute_properties, full_to_voigt
+from .neighbors import Batch, pair_vectors
 
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'CARD_VERSION', 'UNITS', 'weighted_loss', 'loss_weights', 'TrainConfig', 'model_class', 'model_name',
            'default_bp_descriptor', 'build_model', 'output_scale', 'prepare_model', 'atomic_write', 'data_hash',
            'save_model', 'read_card', 'load_model', 'predict', 'evaluate', 'TrainingDiverged', 'resolve_device', 'EMA',
-           'TrainResult', 'min_pair_distance', 'train', 'parity_plot', 'plot_history', 'learning_curve',
-           'plot_learning_curve', 'init_distributed']
+           'TrainResult', 'min_pair_distance', 'FeatureBatch', 'feature_jacobian', 'cached_properties', 'FeatureCache',
+           'train', 'parity_plot', 'plot_history', 'learning_curve', 'plot_learning_curve', 'init_distributed']
 
 # %% ../nbs/08_training.ipynb #8763a12b2bbd4a93a75aff182afb95dc
 def _masked_mse(pred: Tensor, target: Tensor | None) -> Tensor | None:
@@ -125,6 +125,9 @@ class TrainConfig:
     )
     checkpoint_every: int = 1  # epochs between resumable checkpoints
     tensorboard: bool = False  # also log every epoch to run_dir/tensorboard (needs `tensorboard`)
+    cache_features: bool = (
+        False  # BP only: compute descriptors and their derivatives once (n2p2-style)
+    )
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -203,6 +206,11 @@ class TrainConfig:
         if self.checkpoint_every < 1 or min(self.patience, self.lr_patience) < 0:
             raise ValueError("checkpoint_every must be >= 1, patience and lr_patience >= 0")
         loss_weights(0.0, schedule=self.loss_schedule)
+        if self.cache_features and self.model != "bp":
+            raise ValueError(
+                f"cache_features needs fixed descriptors (model 'bp'), not {self.model!r}: "
+                "SchNet and PaiNN learn theirs"
+            )
 
 # %% ../nbs/08_training.ipynb #b43b363d81ae4b689946ece5c682cd59
 MODEL_TYPES: dict[str, str] = {  # name -> "module:Class", imported when used
@@ -655,11 +663,12 @@ def _epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> list[i
     return perm[rank::world]
 
 
-def _batches(ds: AtomsDataset, order: list[int], batch_size: int):
+def _batches(ds: AtomsDataset | FeatureCache, order: list[int], batch_size: int):
     from mlp_roadmap.data import collate
 
     for k in range(0, len(order), batch_size):
-        yield order[k : k + batch_size], collate([ds[i] for i in order[k : k + batch_size]])
+        idx = order[k : k + batch_size]
+        yield idx, ds.batch(idx) if isinstance(ds, FeatureCache) else collate([ds[i] for i in idx])
 
 
 def _valid_loss(model, ds, cfg, device) -> tuple[float, dict]:
@@ -667,7 +676,7 @@ def _valid_loss(model, ds, cfg, device) -> tuple[float, dict]:
     se_e, n_e, se_f, n_f, se_s, n_s = 0.0, 0, 0.0, 0, 0.0, 0
     for _, b in _batches(ds, list(range(len(ds))), max(cfg.batch_size, 16)):
         b = b.to(device)
-        p = compute_properties(model, b, forces=True, stress=cfg.w_stress > 0)
+        p = _properties(model, b, forces=True, stress=cfg.w_stress > 0)
         if b.energy is not None:
             d = ((p.energy - b.energy) / b.n_atoms).detach()
             ok = torch.isfinite(d)
@@ -685,6 +694,207 @@ def _valid_loss(model, ds, cfg, device) -> tuple[float, dict]:
     s = se_s / max(n_s, 1)
     loss = cfg.w_energy * e + cfg.w_forces * f + cfg.w_stress * s
     return loss, {"valid_e_rmse": math.sqrt(e), "valid_f_rmse": math.sqrt(f)}
+
+# %% ../nbs/08_training.ipynb #e2b4360cfc0a4843bd7123641ef7fb6c
+@dataclass
+class FeatureBatch:
+    "Cached BP descriptors and their pair-vector derivatives for a batch of structures"
+
+    G: Tensor  # (N, D) raw descriptors
+    J: Tensor  # (E, 3, D) derivative of G[idx_i[e]] with respect to d_ij[e]
+    d_ij: Tensor  # (E, 3) pair vectors (Å)
+    numbers: Tensor  # (N,) atomic numbers
+    batch: Tensor  # (N,) structure index of each atom
+    idx_i: Tensor  # (E,) centre atom
+    idx_j: Tensor  # (E,) neighbour atom
+    n_atoms: Tensor  # (B,) atoms per structure
+    volume: Tensor  # (B,) cell volume (Å^3); 0 unless periodic on all axes
+    energy: Tensor | None = None  # (B,) reference energies (eV)
+    forces: Tensor | None = None  # (N,3) reference forces (eV/Å)
+    stress: Tensor | None = None  # (B,6) reference stress, Voigt (eV/Å^3)
+
+    @property
+    def n_structures(self) -> int:
+        return len(self.n_atoms)
+
+    to = Batch.to  # field-generic: moves every tensor, casts the floating-point ones
+
+# %% ../nbs/08_training.ipynb #552203c18b7a43339e52ec436d55b740
+def feature_jacobian(
+    model: nn.Module,  # BP model (its descriptor is used)
+    batch: Batch,  # structures with neighbour lists
+) -> tuple[Tensor, Tensor, Tensor]:  # G (N, D), J (E, 3, D), d_ij (E, 3)
+    "Descriptors and their derivatives with respect to each centre atom's own pair vectors"
+    from mlp_roadmap.bpnn import descriptor_features
+
+    d_ij = pair_vectors(batch.pos, batch.cell, batch.batch, batch.idx_i, batch.idx_j, batch.shifts)
+    d_ij = d_ij.detach().requires_grad_(True)
+    G = descriptor_features(model.descriptor, batch, d_ij)
+    N, D = G.shape
+    J = d_ij.new_zeros(len(d_ij), 3, D)
+    if G.requires_grad and len(d_ij):
+        # one backward pass per feature: summing feature f over atoms isolates dG_if/dd_e, because
+        # d_e enters only its centre atom's features (vmap-batched passes measured slower on CPU)
+        for f in range(D):
+            (g,) = torch.autograd.grad(
+                G[:, f].sum(), d_ij, retain_graph=f < D - 1, allow_unused=True
+            )
+            if g is not None:
+                J[:, :, f] = g
+    return G.detach(), J, d_ij.detach()
+
+# %% ../nbs/08_training.ipynb #2a5c919918a64a99bc783037d0226e21
+def cached_properties(
+    model: nn.Module,  # BP model (uses `energies_from_features`)
+    fb: FeatureBatch,  # cached descriptors and derivatives
+    forces: bool = True,  # forces from the stored derivatives
+    stress: bool = False,  # stress (periodic cells only)
+    training: bool = False,  # keep the graph for losses on forces/stress
+) -> Properties:
+    "Energies, forces and stress of a BP model from cached descriptors (chain rule through J)"
+    from mlp_roadmap.bpnn import species_indices
+
+    G = fb.G.detach().requires_grad_(forces or stress)
+    e_atoms = model.energies_from_features(G, species_indices(model, fb.numbers))
+    energy = e_atoms.new_zeros(fb.n_structures).index_add(0, fb.batch, e_atoms)
+    f = s = None
+    if forces or stress:
+        (g,) = torch.autograd.grad(e_atoms.sum(), G, create_graph=training)
+        dE_dd = (fb.J * g[fb.idx_i, None, :]).sum(-1)  # (E, 3) dE / d d_ij
+        if forces:
+            f = g.new_zeros(len(G), 3).index_add(0, fb.idx_i, dE_dd).index_add(0, fb.idx_j, -dE_dd)
+        if stress:
+            if bool((fb.volume <= 0).any()):
+                raise ValueError(
+                    "stress needs periodic cells (pbc=True on all axes) for every structure"
+                )
+            w = g.new_zeros(fb.n_structures, 3, 3).index_add(
+                0, fb.batch[fb.idx_i], fb.d_ij[:, :, None] * dE_dd[:, None, :]
+            )
+            s = full_to_voigt(0.5 * (w + w.transpose(1, 2)) / fb.volume[:, None, None])
+    return Properties(energy, f, s, e_atoms)
+
+# %% ../nbs/08_training.ipynb #5fb5ff7f46014c06be6b8d1544f6a26d
+def _collate_features(items: Sequence[FeatureBatch]) -> FeatureBatch:
+    "Join single-structure `FeatureBatch`es, offsetting atom and structure indices"
+    from mlp_roadmap.data import _cat_target
+
+    n = torch.tensor([len(b.numbers) for b in items])
+    off = (torch.cumsum(n, 0) - n).tolist()
+    return FeatureBatch(
+        G=torch.cat([b.G for b in items]),
+        J=torch.cat([b.J for b in items]),
+        d_ij=torch.cat([b.d_ij for b in items]),
+        numbers=torch.cat([b.numbers for b in items]),
+        batch=torch.cat([b.batch + k for k, b in enumerate(items)]),
+        idx_i=torch.cat([b.idx_i + o for b, o in zip(items, off)]),
+        idx_j=torch.cat([b.idx_j + o for b, o in zip(items, off)]),
+        n_atoms=torch.cat([b.n_atoms for b in items]),
+        volume=torch.cat([b.volume for b in items]),
+        energy=_cat_target(items, "energy", lambda b: b.n_structures, None),
+        forces=_cat_target(items, "forces", lambda b: len(b.numbers), 3),
+        stress=_cat_target(items, "stress", lambda b: b.n_structures, 6),
+    )
+
+
+class FeatureCache:
+    "A dataset's BP descriptors and their derivatives, computed once and served as `FeatureBatch`es"
+
+    def __init__(
+        self,
+        model: nn.Module,  # BP model whose (parameter-free) descriptor is cached
+        ds: AtomsDataset,  # labelled structures with neighbour lists
+        chunk_atoms: int = 4096,  # atoms per descriptor pass while building
+        progress: bool = False,  # show a tqdm bar while building
+    ):
+        from tqdm.auto import tqdm
+
+        from mlp_roadmap.bpnn import BPModel
+        from mlp_roadmap.data import collate
+
+        if not isinstance(model, BPModel):
+            raise ValueError(f"feature caching needs a BP model, got {type(model).__name__}")
+        if any(p.requires_grad for p in model.descriptor.parameters()):
+            raise ValueError(
+                "the descriptor has trainable parameters: its features cannot be cached"
+            )
+        if len(ds) == 0:
+            raise ValueError("no structures to cache")
+        self.items: list[FeatureBatch] = []
+        order, chunk, n_chunk = list(range(len(ds))), [], 0
+        bar = tqdm(total=len(ds), desc="caching descriptors", disable=not progress)
+        for k in order + [None]:
+            if k is not None:
+                g = ds[k]
+                chunk.append(g)
+                n_chunk += len(g.pos)
+            if chunk and (k is None or n_chunk >= chunk_atoms):
+                self.items += self._build(model, collate(chunk), chunk)
+                bar.update(len(chunk))
+                chunk, n_chunk = [], 0
+        bar.close()
+        self._check(model, ds)
+
+    @staticmethod
+    def _build(model: nn.Module, b: Batch, graphs: list) -> list[FeatureBatch]:
+        p = next(model.parameters())
+        b = b.to(p.device)
+        G, J, d = feature_jacobian(model, b)
+        periodic = b.pbc.all(dim=1)
+        vol = torch.where(
+            periodic, torch.linalg.det(b.cell).abs(), torch.zeros_like(b.cell[:, 0, 0])
+        )
+        out, a0, e0 = [], 0, 0
+        for s, g in enumerate(graphs):
+            na, ne = len(g.pos), len(g.idx_i)
+            out.append(FeatureBatch(
+                G=G[a0 : a0 + na].cpu(), J=J[e0 : e0 + ne].cpu(), d_ij=d[e0 : e0 + ne].cpu(),
+                numbers=g.numbers, batch=g.batch, idx_i=g.idx_i, idx_j=g.idx_j, n_atoms=g.n_atoms,
+                volume=vol[s : s + 1].cpu(), energy=g.energy, forces=g.forces, stress=g.stress))  # fmt: skip
+            a0, e0 = a0 + na, e0 + ne
+        return out
+
+    def _check(self, model: nn.Module, ds: AtomsDataset) -> None:
+        "Refuse descriptors whose features depend on other atoms' pair vectors (forces would be wrong)"
+        from mlp_roadmap.bpnn import descriptor_features
+
+        p = next(model.parameters())
+        b, item = ds[0].to(p.device), self.items[0].to(p.device)
+        d = pair_vectors(b.pos, b.cell, b.batch, b.idx_i, b.idx_j, b.shifts).detach()
+        G = descriptor_features(model.descriptor, b, d.requires_grad_(True))
+        if not G.requires_grad or len(d) == 0:
+            return
+        # a random linear read-out of the features, differentiated both ways (independent of the
+        # networks' weights, which may still be zero at this point)
+        gen = torch.Generator().manual_seed(0)
+        v = torch.randn(G.shape, generator=gen, dtype=torch.float64).to(G)
+        (ref,) = torch.autograd.grad((G * v).sum(), d)
+        got = (item.J * v[item.idx_i, None, :]).sum(-1)
+        err, scale = float((ref - got).abs().max()), float(ref.abs().max())
+        if err > (1e-8 if G.dtype == torch.float64 else 1e-3) * (1 + scale):
+            raise ValueError(
+                f"descriptor {type(model.descriptor).__name__} depends on pair vectors of other atoms "
+                f"(cached derivatives differ from autograd by {err:.2e}): train without cache_features"
+            )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def nbytes(self) -> int:
+        "Memory held by the cached tensors (bytes)"
+        return sum(t.numel() * t.element_size() for b in self.items for t in (b.G, b.J, b.d_ij))
+
+    def batch(self, indices: Sequence[int]) -> FeatureBatch:
+        "The structures `indices` as one `FeatureBatch`"
+        return _collate_features([self.items[i] for i in indices])
+
+# %% ../nbs/08_training.ipynb #d535da39f9d0419284147d2de7d8b8ab
+def _properties(net: nn.Module, b: Batch | FeatureBatch, **kwargs) -> Properties:
+    "`compute_properties`, or `cached_properties` for a `FeatureBatch`"
+    if isinstance(b, FeatureBatch):
+        return cached_properties(net, b, **kwargs)
+    return compute_properties(net, b, **kwargs)
 
 # %% ../nbs/08_training.ipynb #33b0902fd34d4ace834912fa1002cf8e
 def train(
@@ -727,6 +937,11 @@ def train(
     model = prepare_model(model.to(dtype=dtype), train_atoms, cfg.e0).to(device=device, dtype=dtype)
     train_ds = AtomsDataset(train_atoms, cfg.cutoff, dtype=dtype)
     valid_ds = AtomsDataset(valid_atoms, cfg.cutoff, dtype=dtype)
+    if cfg.cache_features:  # descriptors and derivatives once; epochs then run only the networks
+        if world > 1:
+            raise ValueError("cache_features is not supported with DistributedDataParallel")
+        train_ds, valid_ds = (FeatureCache(model, d, progress=progress and rank == 0)
+                              for d in (train_ds, valid_ds))  # fmt: skip
     net = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model)
@@ -773,7 +988,7 @@ def train(
             )
         ):
             b = b.to(device)
-            p = compute_properties(net, b, forces=wf > 0, stress=ws > 0, training=True)
+            p = _properties(net, b, forces=wf > 0, stress=ws > 0, training=True)
             loss, parts = weighted_loss(p, b, we, wf, ws)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(

@@ -156,3 +156,15 @@ def test_export_n2p2_and_torchscript(trained, tmp_path):
     bad = run("export", "--model", str(trained / "run"), "--format", "torchscript", "--out", str(tmp_path / "m.pt"),
               check=False)  # fmt: skip
     assert bad.returncode == 2 and "--structure" in bad.stderr
+
+
+def test_train_cache_features(trained, tmp_path):
+    run("train", "--data", str(trained / "cu.extxyz"), "--model", "bp", "--out", str(tmp_path / "run"),
+        "--epochs", "2", "--cutoff", "4.0", "--cache-features", "--quiet")  # fmt: skip
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert card["config"]["cache_features"] is True
+    out = run("eval", "--model", str(tmp_path / "run"), "--data", str(trained / "cu.extxyz"), "--json")
+    assert np.isfinite(json.loads(out.stdout)["force_rmse"])
+    bad = run("train", "--data", str(trained / "cu.extxyz"), "--model", "schnet", "--cache-features",
+              "--out", str(tmp_path / "r2"), "--epochs", "1", check=False)  # fmt: skip
+    assert bad.returncode != 0 and "cache_features needs fixed descriptors" in bad.stderr
