@@ -163,7 +163,9 @@ def test_train_cache_features(trained, tmp_path):
         "--epochs", "2", "--cutoff", "4.0", "--cache-features", "--quiet")  # fmt: skip
     card = json.loads((tmp_path / "run" / "card.json").read_text())
     assert card["config"]["cache_features"] is True
-    out = run("eval", "--model", str(tmp_path / "run"), "--data", str(trained / "cu.extxyz"), "--json")
+    out = run(
+        "eval", "--model", str(tmp_path / "run"), "--data", str(trained / "cu.extxyz"), "--json"
+    )
     assert np.isfinite(json.loads(out.stdout)["force_rmse"])
     bad = run("train", "--data", str(trained / "cu.extxyz"), "--model", "schnet", "--cache-features",
               "--out", str(tmp_path / "r2"), "--epochs", "1", check=False)  # fmt: skip

@@ -82,7 +82,9 @@ def test_resume_with_cache(data, tmp_path):
     cfg = dict(model="bp", cutoff=4.0, epochs=4, batch_size=3, w_forces=1.0, cache_features=True,
                model_hparams=dict(n_radial=4, n_angular=2, hidden=[8]))  # fmt: skip
     full = train(TrainConfig(**cfg), tr, va, tmp_path / "full", progress=False)
-    train(TrainConfig(**cfg), tr, va, tmp_path / "cut", progress=False, stop_after_batches=2 * 4 + 1)
+    train(
+        TrainConfig(**cfg), tr, va, tmp_path / "cut", progress=False, stop_after_batches=2 * 4 + 1
+    )
     res = train(TrainConfig(**cfg), tr, va, tmp_path / "cut", resume=True, progress=False)
     assert res.history[-1]["valid_loss"] == pytest.approx(full.history[-1]["valid_loss"], rel=1e-10)
 

@@ -518,7 +518,7 @@ CAMPAIGNS = {  # reader -> (campaign, number of cases it must try)
     "deepmd": (campaign_deepmd, 352),
     "n2p2-data": (campaign_n2p2_data, 300),
     "n2p2-potential": (campaign_n2p2_potential, 453),
-    "yaml-config": (campaign_yaml_config, 441),
+    "yaml-config": (campaign_yaml_config, 454),
     "model-dir": (campaign_model_dir, 275),
 }
 _RESULTS: dict[str, tuple[int, list[str]]] = {}
