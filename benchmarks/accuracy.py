@@ -258,6 +258,7 @@ def make_config(
     if desc is not None:
         desc.update(overrides.get("descriptor", {}))
     d["model_hparams"] = hp
+    d["model"] = args.model  # the case table is keyed by model; TrainConfig's default would be "bp"
     if args.epochs is not None:
         d["epochs"] = args.epochs
     if args.quick:

@@ -52,3 +52,14 @@ def test_quick_run_writes_results(shared_data, tmp_path):
     text = out.read_text()
     assert text.count("| Si | bp (quick) |") == 1 and "my note" in text
     assert len(acc.read_rows(out)) == 1
+
+
+def test_config_follows_the_model_flag():
+    "Each case's TrainConfig is for the model asked for (the case table itself names no model)"
+    import argparse
+
+    acc = _accuracy_module()
+    for model in ("bp", "painn", "schnet"):
+        args = argparse.Namespace(model=model, epochs=None, quick=False, device="cpu", seed=0)
+        cfg, desc = acc.make_config(acc.CASES[("ethanol", model)], args, {})
+        assert cfg.model == model and (desc is not None) == (model == "bp")
