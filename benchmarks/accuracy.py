@@ -91,7 +91,7 @@ CASES: dict = {
     ("ethanol", "painn"): dict(
         split=dict(n_test=100, n_valid=50),
         cutoff=5.0,
-        epochs=60,
+        epochs=200,
         batch_size=8,
         lr=1e-3,
         scheduler="cosine",
