@@ -68,8 +68,8 @@ PUBLISHED_ZUO = {"Cu": (0.46, 0.41), "Ni": (0.42, 0.48), "Li": (0.49, 0.49),
 # Benchmark settings per (dataset, model): TrainConfig keys plus "descriptor" (BP only: our ACSF with a
 # shorter angular cutoff, see `bp_descriptor`) and the split sizes. BP cases train on cached
 # descriptors (`cache_features`: descriptors and their derivatives computed once, as n2p2 does), which
-# made a training epoch 3-4x cheaper on this CPU (ethanol: 0.8 s instead of 2.5-3.5 s) and thousands of
-# epochs affordable.
+# made a training epoch 3-4x cheaper on this CPU (ethanol: 0.8 s instead of 2.5-3.5 s) and 1,000-epoch
+# runs affordable.
 BP_HIDDEN = {"hidden": [64, 64], "activation": "tanh"}
 CASES: dict = {
     ("ethanol", "bp"): dict(

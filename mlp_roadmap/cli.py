@@ -329,7 +329,7 @@ QUICKSTART_SETTINGS = {  # per-model training settings of the quickstart (bundle
         patience=30,
         dtype="float32",
         cache_features=True,
-    ),  # fmt: skip
+    ),
     "schnet": (
         _MPNN := dict(
             cutoff=4.0,

@@ -125,9 +125,7 @@ class TrainConfig:
     )
     checkpoint_every: int = 1  # epochs between resumable checkpoints
     tensorboard: bool = False  # also log every epoch to run_dir/tensorboard (needs `tensorboard`)
-    cache_features: bool = (
-        False  # BP only: compute descriptors and their derivatives once (n2p2-style)
-    )
+    cache_features: bool = False  # BP only: descriptors and derivatives computed once
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -803,7 +801,7 @@ class FeatureCache:
     def __init__(
         self,
         model: nn.Module,  # BP model whose (parameter-free) descriptor is cached
-        ds: AtomsDataset,  # labelled structures with neighbour lists
+        ds: AtomsDataset | Sequence[Batch],  # labelled single-structure graphs
         chunk_atoms: int = 4096,  # atoms per descriptor pass while building
         progress: bool = False,  # show a tqdm bar while building
     ):
@@ -821,17 +819,14 @@ class FeatureCache:
         if len(ds) == 0:
             raise ValueError("no structures to cache")
         self.items: list[FeatureBatch] = []
-        order, chunk, n_chunk = list(range(len(ds))), [], 0
+        chunk = []
         bar = tqdm(total=len(ds), desc="caching descriptors", disable=not progress)
-        for k in order + [None]:
-            if k is not None:
-                g = ds[k]
-                chunk.append(g)
-                n_chunk += len(g.pos)
-            if chunk and (k is None or n_chunk >= chunk_atoms):
+        for k in range(len(ds)):  # descriptor passes over chunks of about `chunk_atoms` atoms
+            chunk.append(ds[k])
+            if sum(len(g.pos) for g in chunk) >= chunk_atoms or k == len(ds) - 1:
                 self.items += self._build(model, collate(chunk), chunk)
                 bar.update(len(chunk))
-                chunk, n_chunk = [], 0
+                chunk = []
         bar.close()
         self._check(model, ds)
 
