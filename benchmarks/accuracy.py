@@ -20,6 +20,10 @@ comparison.
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/accuracy.py --dataset ethanol --model painn --epochs 200
     .venv/bin/python benchmarks/accuracy.py --dataset all --device cuda       # on a GPU
     .venv/bin/python benchmarks/accuracy.py --quick --dataset zuo --elements Cu --results /tmp/a.md  # smoke
+    # a committee of 4 (seeds 0-3, same split; errors of the mean prediction), reusing finished members:
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/accuracy.py --dataset ethanol --committee 4 --resume --run-root runs
+    # with the official test set at hand: train + validate on the whole training file, test on that file
+    .venv/bin/python benchmarks/accuracy.py --dataset ethanol --test-data rmd17_ethanol_test.xyz
 
 Every run appends (or replaces, same dataset/system/model) a row in benchmarks/results/accuracy.md; the
 rows are also kept as JSON inside an HTML comment of that file so later runs can merge into it.
@@ -212,7 +216,7 @@ def split(
     "Seeded disjoint train / validation / internal-test indices"
     n_test = int(round(test_fraction * n)) if n_test is None else n_test
     n_valid = int(round(valid_fraction * n)) if n_valid is None else n_valid
-    if n_test < 1 or n_valid < 1 or n_test + n_valid >= n:
+    if n_test < 0 or n_valid < 1 or n_test + n_valid >= n:
         raise ValueError(
             f"cannot split {n} structures into {n_test} test, {n_valid} validation and >= 1 train"
         )
@@ -233,9 +237,8 @@ def hardware(device: torch.device) -> dict:
             "torch": torch.__version__, "device": dev, "load_avg_1min": round(load, 1)}  # fmt: skip
 
 
-def errors(model: torch.nn.Module, atoms_list: list[Atoms]) -> dict:
-    "Energy (per structure and per atom) and force MAE/RMSE in eV and eV/Å on labelled structures"
-    preds = predict(model, atoms_list, batch_size=16)
+def errors_of(preds: list[dict], atoms_list: list[Atoms]) -> dict:
+    "Energy (per structure and per atom) and force MAE/RMSE in eV and eV/Å of predictions"
     de = np.array([p["energy"] - get_labels(a).energy for p, a in zip(preds, atoms_list)])
     n = np.array([len(a) for a in atoms_list])
     df = np.concatenate(
@@ -244,6 +247,34 @@ def errors(model: torch.nn.Module, atoms_list: list[Atoms]) -> dict:
     mae, rmse = lambda x: float(np.abs(x).mean()), lambda x: float(np.sqrt((x**2).mean()))  # noqa: E731
     return {"energy_mae": mae(de), "energy_rmse": rmse(de), "energy_mae_per_atom": mae(de / n),
             "energy_rmse_per_atom": rmse(de / n), "force_mae": mae(df), "force_rmse": rmse(df)}  # fmt: skip
+
+
+def errors(model: torch.nn.Module, atoms_list: list[Atoms]) -> dict:
+    "Test errors of one model on labelled structures (see `errors_of`)"
+    return errors_of(predict(model, atoms_list, batch_size=16), atoms_list)
+
+
+def committee_mean(member_preds: list[list[dict]]) -> list[dict]:
+    "Per-structure mean energy and forces over committee members' predictions"
+    return [{"energy": float(np.mean([p["energy"] for p in ps])),
+             "forces": np.mean([p["forces"] for p in ps], axis=0)} for ps in zip(*member_preds)]  # fmt: skip
+
+
+def check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
+    "Refuse to resume (or reuse) a run directory trained with other settings"
+    card = run_dir / "card.json"
+    if not card.exists():
+        return  # interrupted before its first best epoch: the checkpoint alone
+    from dataclasses import asdict
+
+    def norm(d: dict) -> dict:
+        return {k: v for k, v in json.loads(json.dumps(d, default=str)).items() if k != "device"}
+
+    old, new = norm(json.loads(card.read_text())["config"]), norm(asdict(cfg))
+    diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if diff:
+        raise ValueError(f"{run_dir} was trained with other settings ({', '.join(diff)}): "
+                         "use another --run-root or drop --resume")  # fmt: skip
 
 
 def make_config(
@@ -281,14 +312,21 @@ def run_case(
     args,
     overrides: dict,
     run_root: Path,
+    test_atoms: list[Atoms] | None = None,  # external test set (None: an internal split)
 ) -> dict:
-    "Train one model on one system, evaluate it on the internal test split, return a result row"
+    "Train one model (or committee) on one system, evaluate it on the test structures, return a result row"
     case = CASES[(dataset, args.model)]
     sp = dict(case["split"], **({"n_test": 4, "n_valid": 4, "n_train": 12} if args.quick else {}))
     if args.n_train is not None:
         sp["n_train"] = args.n_train
+    if test_atoms is not None:  # an external test set: the whole file is train + validation
+        sp.update(n_test=0, test_fraction=0.0)
     i_tr, i_va, i_te = split(len(atoms), args.seed, **sp)
     tr, va, te = ([atoms[k] for k in ix] for ix in (i_tr, i_va, i_te))
+    if test_atoms is not None:
+        te = list(test_atoms)
+    if not te:
+        raise ValueError(f"{dataset}/{system}: the split left no test structures")
     cfg, desc = make_config(case, args, overrides)
     species = sorted({int(z) for a in atoms for z in a.numbers})
     if desc is not None:  # BP: our descriptor is a module, passed through model_hparams
@@ -297,16 +335,37 @@ def run_case(
         from ase.data import atomic_numbers
 
         cfg.e0 = {atomic_numbers[s]: v for s, v in e0.items() if atomic_numbers[s] in species}
-    run_dir = run_root / f"{dataset}_{system}_{args.model}"
-    t0 = time.perf_counter()
-    res = train(cfg, tr, va, run_dir, overwrite=True, progress=not args.no_progress)
-    seconds = time.perf_counter() - t0
+    name = f"{dataset}_{system}_{args.model}"
     from mlp_roadmap.training import load_model
 
-    model = load_model(
-        run_dir, device=next(res.model.parameters()).device, dtype=torch.float64
-    )  # evaluated in float64
-    test = errors(model, te)
+    member_preds, member_tests, seconds = [], [], 0.0
+    for k in range(args.committee):  # member k: same split, initialisation/shuffling seed seed + k
+        cfg_k = copy.deepcopy(cfg)
+        cfg_k.seed = args.seed + k
+        run_dir = run_root / (name if k == 0 else f"{name}_seed{cfg_k.seed}")
+        resume = args.resume and (run_dir / "checkpoint.pt").exists()
+        if resume:
+            check_same_config(run_dir, cfg_k)
+        n_done = (  # epochs an earlier invocation trained: their logged time is counted below
+            torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] + 1 if resume else 0
+        )
+        t0 = time.perf_counter()
+        res = train(
+            cfg_k,
+            tr,
+            va,
+            run_dir,
+            resume=resume,
+            overwrite=not resume,
+            progress=not args.no_progress,
+        )
+        # a resumed run: the earlier epochs' logged time (their set-up not included) plus this call's
+        seconds += time.perf_counter() - t0 + sum(h["seconds"] for h in res.history[:n_done])
+        device = next(res.model.parameters()).device
+        model = load_model(run_dir, device=device, dtype=torch.float64)  # evaluated in float64
+        member_preds.append(predict(model, te, batch_size=16))
+        member_tests.append(errors_of(member_preds[-1], te))
+    test = errors_of(committee_mean(member_preds), te)
     cfg_row = {k: v for k, v in vars(cfg).items() if k != "model_hparams"}
     cfg_row["model_hparams"] = {k: v for k, v in cfg.model_hparams.items() if k != "descriptor"}
     return {
@@ -315,7 +374,7 @@ def run_case(
         "n_params": sum(p.numel() for p in model.parameters()),
         "n_features": getattr(model, "n_features", None) if args.model == "bp" else None,
         "epochs_run": len(res.history), "best_epoch": res.best_epoch, "train_seconds": round(seconds, 1),
-        "test": test, "config": cfg_row, "descriptor": desc, "e0": "isolated atoms" if cfg.e0 else "least squares",
+        "test_source": "internal split" if test_atoms is None else args.test_data, "committee": args.committee, "member_test": member_tests if args.committee > 1 else None, "test": test, "config": cfg_row, "descriptor": desc, "e0": "isolated atoms" if cfg.e0 else "least squares",
         "hardware": hardware(resolve_device(cfg.device)), "date": time.strftime("%Y-%m-%d"),
     }  # fmt: skip
 
@@ -365,6 +424,9 @@ def print_row(row: dict) -> None:
           f"RMSE {1000 * t['force_rmse']:.1f} meV/Å")  # fmt: skip
     for name, ours, pub, ratio in compare(row):
         print(f"   {name:9s} ours {ours:8.2f}  published {pub:6.2f}  ratio {ratio:6.2f}")
+    for k, m in enumerate(row.get("member_test") or []):
+        print(f"   member {k}: energy MAE {1000 * m['energy_mae']:.2f} meV/structure = "
+              f"{1000 * m['energy_mae_per_atom']:.3f} meV/atom; force MAE {1000 * m['force_mae']:.1f} meV/Å")  # fmt: skip
     print(f"   goal met: {goal_met(row)}")
 
 
@@ -383,10 +445,37 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
-    "Old rows with those of the same (dataset, system, model, quick) replaced by new ones"
-    key = lambda r: (r["dataset"], r["system"], r["model"], r.get("quick", False))  # noqa: E731
+    "Old rows with those of the same dataset, system, model, quick flag, committee size and test set replaced"
+
+    def key(r: dict) -> tuple:
+        return (r["dataset"], r["system"], r["model"], r.get("quick", False), r.get("committee", 1),
+                r.get("test_source", "internal split"))  # fmt: skip
+
     fresh = {key(r) for r in new}
     return [r for r in old if key(r) not in fresh] + new
+
+
+def _label(row: dict) -> str:
+    "Model name, with the committee size, quick marker and external test file"
+    n, src = row.get("committee", 1), row.get("test_source", "internal split")
+    return (row["model"] + (f" committee of {n}" if n > 1 else "") + (" (quick)" if row["quick"] else "")
+            + ("" if src == "internal split" else f" (test: {Path(src).name})"))  # fmt: skip
+
+
+def _members(row: dict) -> str:
+    "The committee members' own test errors (empty for a single model)"
+    if row.get("committee", 1) < 2:
+        return ""
+    e = [
+        1000 * m["energy_mae_per_atom" if row["dataset"] != "ethanol" else "energy_mae"]
+        for m in row["member_test"]
+    ]
+    f = [1000 * m["force_mae"] for m in row["member_test"]]
+    unit = "meV/atom" if row["dataset"] != "ethanol" else "meV"
+    return (f"; errors of the mean prediction of {row['committee']} models (seeds {row['config']['seed']}-"
+            f"{row['config']['seed'] + row['committee'] - 1}, same split), the members alone: E MAE "
+            f"{', '.join(f'{x:.2f}' for x in e)} {unit}, F MAE {', '.join(f'{x:.1f}' for x in f)} meV/Å; epochs and "
+            "parameters are per member, train time is the sum")  # fmt: skip
 
 
 def _settings(row: dict) -> str:
@@ -417,7 +506,7 @@ def markdown(rows: list[dict], notes: str = "") -> str:
             c = {n: (o, rt) for n, o, _, rt in compare(r)}
             er = " / ".join(f"{c[f'{m} E'][1]:.2f}" for m in PUBLISHED_ETHANOL)
             fr = " / ".join(f"{c[f'{m} F'][1]:.2f}" for m in PUBLISHED_ETHANOL)
-            L.append(f"| {r['model']}{' (quick)' if r['quick'] else ''} | {r['n_train']}/{r['n_valid']}/{r['n_test']} | "
+            L.append(f"| {_label(r)} | {r['n_train']}/{r['n_valid']}/{r['n_test']} | "
                      f"{r['epochs_run']} ({r['best_epoch']}) | {r['train_seconds'] / 60:.1f} min | "
                      f"{1000 * r['test']['energy_mae']:.2f} | {1000 * r['test']['force_mae']:.1f} | {er} | {fr} | {goal_met(r)} |")  # fmt: skip
         L += [
@@ -434,7 +523,7 @@ def markdown(rows: list[dict], notes: str = "") -> str:
         for r in zuo:
             t, (gap, mtp) = r["test"], PUBLISHED_ZUO[r["system"]]
             e = 1000 * t["energy_mae_per_atom"]
-            L.append(f"| {r['system']} | {r['model']}{' (quick)' if r['quick'] else ''} | {r['n_train']}/{r['n_valid']}/{r['n_test']} | "
+            L.append(f"| {r['system']} | {_label(r)} | {r['n_train']}/{r['n_valid']}/{r['n_test']} | "
                      f"{r['epochs_run']} ({r['best_epoch']}) | {r['train_seconds'] / 60:.1f} min | {e:.2f} | {gap} | {mtp} | "
                      f"{e / gap:.2f} | {e / mtp:.2f} | {t['force_mae']:.3f} | {t['force_rmse']:.3f} | {goal_met(r)} |")  # fmt: skip
         L += ["", "Published force MAEs for these sets are 0.01-0.09 eV/Å.", ""]
@@ -445,7 +534,7 @@ def markdown(rows: list[dict], notes: str = "") -> str:
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in wat:
             t = r["test"]
-            L.append(f"| {r['model']}{' (quick)' if r['quick'] else ''} | {r['n_train']}/{r['n_valid']}/{r['n_test']} | "
+            L.append(f"| {_label(r)} | {r['n_train']}/{r['n_valid']}/{r['n_test']} | "
                      f"{r['epochs_run']} ({r['best_epoch']}) | {r['train_seconds'] / 60:.1f} min | "
                      f"{1000 * t['energy_rmse_per_atom']:.3f} | {1000 * t['energy_mae_per_atom']:.3f} | "
                      f"{1000 * t['force_rmse']:.1f} | {1000 * t['force_mae']:.1f} |")  # fmt: skip
@@ -453,7 +542,7 @@ def markdown(rows: list[dict], notes: str = "") -> str:
     L += ["## Settings and hardware of each row", ""]
     for r in rows:
         h = r["hardware"]
-        L.append(f"- **{r['dataset']} / {r['system']} / {r['model']}** ({r['date']}): {_settings(r)}; "
+        L.append(f"- **{r['dataset']} / {r['system']} / {_label(r)}** ({r['date']}): {_settings(r)}{_members(r)}; "
                  f"{r['n_params']} parameters; epochs {r['config']['epochs']}, seed {r['config']['seed']}; "
                  f"{h['device']}, CPU {h['cpu']} ({h['cpu_count']} cores, {h['torch_threads']} torch threads, "
                  f"load average {h['load_avg_1min']}), torch {h['torch']}.")  # fmt: skip
@@ -528,24 +617,51 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument(
         "--run-root", default=None, help="folder for the run directories (default: a temporary one)"
     )
+    p.add_argument(
+        "--committee", type=int, default=1,
+        help="train N models (seeds seed..seed+N-1, same split); test errors of their mean prediction",
+    )  # fmt: skip
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue (or reuse, when finished) run directories already in --run-root",
+    )  # fmt: skip
+    p.add_argument(
+        "--test-data", default=None,
+        help="test on this file (e.g. an official test set) and train/validate on the whole training "
+        "file; one system per run (ethanol, water, or one Zuo element)",
+    )  # fmt: skip
+    p.add_argument(
+        "--test-format", default=None, help="format of --test-data (default: from the name)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     args = p.parse_args(argv)
+    if args.committee < 1:
+        p.error(f"--committee must be at least 1, got {args.committee}")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     root, overrides = data_root(args.data_root), load_overrides(args.config)
     run_root = Path(args.run_root or tempfile.mkdtemp(prefix="mlp_accuracy_"))
     datasets = ["ethanol", "zuo", "water"] if args.dataset == "all" else [args.dataset]
     elements = [e.strip() for e in args.elements.split(",") if e.strip()]
+    systems = [(ds, sy) for ds in datasets for sy in load_systems(ds, root, elements)]
+    test_atoms = None
+    if args.test_data is not None:
+        if len(systems) != 1:
+            p.error(
+                f"--test-data needs one system per run, got {len(systems)}: pick --dataset/--elements"
+            )
+        test_atoms = read_dataset(args.test_data, format=args.test_format)
+        have = {int(z) for _, (_, atoms, _) in systems for a in atoms for z in a.numbers}
+        extra = sorted({int(z) for a in test_atoms for z in a.numbers} - have)
+        if extra:
+            raise ValueError(f"--test-data has elements {extra} that the training data lacks")
     rows = []
-    for ds in datasets:
-        for system, atoms, e0 in load_systems(ds, root, elements):
-            row = run_case(ds, system, atoms, e0, args, overrides, run_root)
-            print_row(row)
-            rows.append(row)
-            out = Path(
-                args.results
-            )  # written after every case, so an interrupted run keeps its rows
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(markdown(merge_rows(read_rows(out), [row]), read_notes(out)))
+    for ds, (system, atoms, e0) in systems:
+        row = run_case(ds, system, atoms, e0, args, overrides, run_root, test_atoms)
+        print_row(row)
+        rows.append(row)
+        out = Path(args.results)  # written after every case, so an interrupted run keeps its rows
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown(merge_rows(read_rows(out), [row]), read_notes(out)))
     print(f"\nresults: {args.results}; run directories: {run_root}")
     return rows
 

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from torch import nn
@@ -22,8 +23,8 @@ from .neighbors import atoms_to_batch
 from .training import TrainConfig, evaluate, train
 
 # %% auto #0
-__all__ = ['train_committee', 'model_deviation', 'calibration', 'plot_calibration', 'explore', 'select_by_deviation',
-           'active_learning', 'plot_active_learning']
+__all__ = ['train_committee', 'model_deviation', 'calibration', 'plot_calibration', 'CommitteeModel', 'load_committee', 'explore',
+           'select_by_deviation', 'active_learning', 'plot_active_learning']
 
 # %% ../nbs/10_active_learning.ipynb #e3cdff65
 def train_committee(
@@ -121,6 +122,44 @@ def plot_calibration(cal: dict, labels: Sequence[str] | None = None):  # from `c
     plt.close(fig)
     return fig
 
+# %% ../nbs/10_active_learning.ipynb #faa57d1f
+class CommitteeModel(nn.Module):
+    "Committee as one model: per-atom energies (hence forces and stress) are the members' mean"
+
+    def __init__(
+        self,
+        members: Sequence[nn.Module],  # trained models with one cutoff and one species list
+    ):
+        super().__init__()
+        members = list(members)
+        if len(members) < 2:
+            raise ValueError(f"a committee needs at least 2 members, got {len(members)}")
+        cut = sorted({float(m.cutoff) for m in members})
+        if len(cut) > 1:
+            raise ValueError(f"committee members must share one cutoff, got {cut} Å")
+        species = {tuple(sorted(int(z) for z in getattr(m, "species", []))) for m in members}
+        if len(species) > 1:
+            raise ValueError(f"committee members must share their species, got {sorted(species)}")
+        self.members, self.cutoff, self.species = (
+            nn.ModuleList(members),
+            cut[0],
+            list(species.pop()),
+        )
+
+    def forward(self, batch, d_ij: torch.Tensor) -> torch.Tensor:  # (N,) per-atom energies (eV)
+        return torch.stack([m(batch, d_ij) for m in self.members]).mean(0)
+
+
+def load_committee(
+    run_dirs: Sequence[str | Path],  # model directories (e.g. train_committee's member_k)
+    device: str | torch.device = "cpu",  # where to put the members
+    dtype: torch.dtype | None = None,  # default: each card's dtype
+) -> CommitteeModel:
+    "Load model directories as one committee model"
+    from mlp_roadmap.training import load_model
+
+    return CommitteeModel([load_model(d, device=device, dtype=dtype) for d in run_dirs])
+
 # %% ../nbs/10_active_learning.ipynb #56f98004
 def explore(
     models: Sequence[nn.Module],  # committee that drives the MD
@@ -134,17 +173,19 @@ def explore(
     "Unlabelled frames of committee-driven Langevin MD from each start (the candidate pool)"
     from ase import units
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.velocitydistribution import Stationary
+
+    from mlp_roadmap.data import _thermalize
 
     frames = []
     for k, start in enumerate(starts):
         at = start.copy()
         at.calc = MLPCalculator(list(models))
         rng = np.random.default_rng(seed + k)
-        MaxwellBoltzmannDistribution(at, temperature_K=temperature_K, rng=rng)
-        dyn = Langevin(
-            at, dt_fs * units.fs, temperature_K=temperature_K, friction=0.02 / units.fs, rng=rng
-        )
+        _thermalize(at, temperature_K, rng)
+        Stationary(at)
+        dyn = Langevin(at, dt_fs * units.fs, temperature_K=temperature_K, friction=0.02 / units.fs,
+                       fixcm=False, rng=rng)  # fmt: skip
         for _ in range(steps // every):
             try:
                 dyn.run(every)

@@ -231,9 +231,8 @@ def run_ase_md(
     if ensemble == "nve":
         dyn = VelocityVerlet(atoms, timestep=dt)
     elif ensemble == "nvt":
-        dyn = Langevin(
-            atoms, timestep=dt, temperature_K=temperature_K, friction=friction / units.fs, rng=rng
-        )
+        dyn = Langevin(atoms, timestep=dt, temperature_K=temperature_K, friction=friction / units.fs,
+                       fixcm=False, rng=rng)  # fmt: skip
     elif ensemble == "npt":
         dyn = NPTBerendsen(atoms, timestep=dt, temperature_K=temperature_K, pressure_au=pressure_GPa * units.GPa,
                            taut=100 * units.fs, taup=1000 * units.fs, compressibility_au=1 / (140 * units.GPa))  # fmt: skip

@@ -11,13 +11,15 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'SYSTEMS', 'QUICKSTART_SETTINGS', 'cmd_data_generate', 'parse_e0', 'cmd_train', 'cmd_eval', 'cmd_md',
-           'cmd_validate', 'cmd_export', 'quickstart', 'write_report', 'cmd_quickstart', 'build_parser', 'main']
+__all__ = ['USER_ERRORS', 'SYSTEMS', 'QUICKSTART_SETTINGS', 'cmd_data_generate', 'parse_e0', 'model_dirs', 'cmd_train',
+           'cmd_eval', 'cmd_md', 'cmd_validate', 'cmd_export', 'quickstart', 'write_report', 'cmd_quickstart',
+           'build_parser', 'main']
 
 # %% ../nbs/13_cli.ipynb #abe80b98
 USER_ERRORS = (
@@ -74,6 +76,18 @@ def parse_e0(spec: str | None) -> dict[int, float] | None:  # "H=-13.6,O=-432" o
     return out
 
 
+def model_dirs(
+    paths: str | Path | list,  # model directories, or committee directories holding member_*/
+) -> list[Path]:
+    "Model directories, with a committee directory (from `mlp train --committee`) expanded to its members"
+    out = []
+    for p in [paths] if isinstance(paths, (str, Path)) else paths:
+        p = Path(p)
+        members = sorted(p.glob("member_*/card.json")) if not (p / "card.json").exists() else []
+        out += [m.parent for m in members] or [p]  # otherwise load_model names what is missing
+    return out
+
+
 def _load(path: str, fmt: str | None):
     from mlp_roadmap.data import read_dataset
 
@@ -99,23 +113,39 @@ def cmd_train(args) -> int:
     cfg = TrainConfig.from_dict(cfg)
     train_atoms = _load(args.data, args.format)
     valid_atoms = _load(args.valid, args.format) if args.valid else None
-    print(f"training {cfg.model} on {len(train_atoms)} structures -> {args.out}")
-    res = train(cfg, train_atoms, valid_atoms, args.out, resume=args.resume, overwrite=args.overwrite,
-                progress=not args.quiet)  # fmt: skip
-    h = res.history[res.best_epoch - res.history[0]["epoch"]] if res.history else {}
-    print(f"best epoch {res.best_epoch}: validation energy RMSE {1000 * h.get('valid_e_rmse', float('nan')):.2f} "
-          f"meV/atom, force RMSE {1000 * h.get('valid_f_rmse', float('nan')):.1f} meV/Å; model in {args.out}")  # fmt: skip
+    n = args.committee
+    if n < 1:
+        raise ValueError(f"--committee must be at least 1, got {n}")
+    dirs = [Path(args.out)] if n == 1 else [Path(args.out) / f"member_{k}" for k in range(n)]
+    for k, run_dir in enumerate(
+        dirs
+    ):  # committee member k: seed + k (initialisation, split, batches)
+        c = replace(cfg, seed=cfg.seed + k)
+        what = f" (committee member {k + 1} of {n}, seed {c.seed})" if n > 1 else ""
+        print(f"training {c.model} on {len(train_atoms)} structures -> {run_dir}{what}")
+        resume = args.resume and (n == 1 or (run_dir / "checkpoint.pt").exists())
+        res = train(c, train_atoms, valid_atoms, run_dir, resume=resume, overwrite=args.overwrite,
+                    progress=not args.quiet)  # fmt: skip
+        h = res.history[res.best_epoch - res.history[0]["epoch"]] if res.history else {}
+        print(f"best epoch {res.best_epoch}: validation energy RMSE {1000 * h.get('valid_e_rmse', float('nan')):.2f} "
+              f"meV/atom, force RMSE {1000 * h.get('valid_f_rmse', float('nan')):.1f} meV/Å; model in {run_dir}")  # fmt: skip
+    if n > 1:
+        print(f"committee of {n} in {args.out}: `mlp eval --model {args.out}` evaluates their mean")
     return 0
 
 # %% ../nbs/13_cli.ipynb #0ed19d9e
 def cmd_eval(args) -> int:
-    "Evaluate a model directory on labelled data"
+    "Evaluate a model directory (or several: their committee mean) on labelled data"
+    from mlp_roadmap.active import load_committee
     from mlp_roadmap.training import evaluate, load_model, parity_plot
 
-    model = load_model(args.model, device=args.device or "cpu")
+    dirs = model_dirs(args.model)
+    device = args.device or "cpu"
+    model = load_model(dirs[0], device=device) if len(dirs) == 1 else load_committee(dirs, device)
     atoms = _load(args.data, args.format)
     m = evaluate(model, atoms)
-    plot = Path(args.plot) if args.plot else Path(args.model) / "parity.png"
+    name = "parity.png" if len(dirs) == 1 else "parity_committee.png"
+    plot = Path(args.plot) if args.plot else Path(dirs[0]) / name
     parity_plot(model, atoms, title=Path(args.data).name).savefig(plot, dpi=100)
     if args.json:
         keys = (
@@ -125,10 +155,13 @@ def cmd_eval(args) -> int:
             "force_rmse",
             "n_structures",
         )
-        print(json.dumps({k: m[k] for k in keys} | {"per_config_type": m["per_config_type"],
+        print(json.dumps({k: m[k] for k in keys} | {"n_models": len(dirs), "per_config_type": m["per_config_type"],
                                                    "forces_per_element": m["forces_per_element"]}))  # fmt: skip
     else:
-        print(f"{m['n_structures']} structures")
+        print(
+            f"{m['n_structures']} structures"
+            + (f", mean of {len(dirs)} models" if len(dirs) > 1 else "")
+        )
         print(
             f"energy per atom  MAE {m['energy_mae_per_atom']:.6f} eV   RMSE {m['energy_rmse_per_atom']:.6f} eV"
         )
@@ -146,7 +179,8 @@ def cmd_md(args) -> int:
         atoms = atoms.repeat(
             [int(x) for x in args.repeat.split(",")] if "," in args.repeat else int(args.repeat)
         )
-    traj = args.trajectory or str(Path(args.model) / f"md_{args.engine}.extxyz")
+    dirs = model_dirs(args.model)
+    traj = args.trajectory or str(dirs[0] / f"md_{args.engine}.extxyz")
     kw = dict(
         ensemble=args.ensemble,
         steps=args.steps,
@@ -158,7 +192,7 @@ def cmd_md(args) -> int:
 
     if args.engine not in ("ase", "lammps"):
         raise ValueError(f"unknown engine {args.engine!r}: 'ase' or 'lammps'")
-    atoms.calc = MLPCalculator(args.model, device=args.device)
+    atoms.calc = MLPCalculator(dirs[0] if len(dirs) == 1 else dirs, device=args.device)
     t0 = time.perf_counter()
     if args.engine == "ase":
         res = run_ase_md(atoms, trajectory=traj, **kw)
@@ -467,12 +501,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="isolated-atom energies: 'H=-13.6,O=-432.1' or a file of single atoms",
     )
+    t.add_argument(
+        "--committee",
+        type=int,
+        default=1,
+        help="train N models (seeds seed..seed+N-1) into RUN_DIR/member_k; eval and md use their mean",
+    )
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in RUN_DIR")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="evaluate a model on labelled data")
-    e.add_argument("--model", required=True, help="model directory")
+    e.add_argument(
+        "--model",
+        required=True,
+        nargs="+",
+        help="model directory; several, or a committee directory (train --committee): their mean",
+    )
     e.add_argument("--data", required=True)
     e.add_argument("--format", default=None)
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -480,7 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=None)
     e.set_defaults(func=cmd_eval)
     m = sub.add_parser("md", help="molecular dynamics with a model")
-    m.add_argument("--model", required=True, help="model directory")
+    m.add_argument(
+        "--model", required=True, help="model directory, or a committee directory (their mean)"
+    )
     m.add_argument("--structure", required=True, help="starting structure (any ase.io format)")
     m.add_argument("--repeat", default=None, help="supercell, e.g. 3 or 2,2,3")
     m.add_argument("--ensemble", default="nve", choices=["nve", "nvt", "npt"])

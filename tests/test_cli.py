@@ -160,13 +160,58 @@ def test_export_n2p2_and_torchscript(trained, tmp_path):
 
 def test_train_cache_features(trained, tmp_path):
     run("train", "--data", str(trained / "cu.extxyz"), "--model", "bp", "--out", str(tmp_path / "run"),
-        "--epochs", "2", "--cutoff", "4.0", "--cache-features", "--quiet")  # fmt: skip
+        "--epochs", "2", "--cutoff", "4.0", "--cache-features", "--seed", "1", "--quiet")  # fmt: skip
     card = json.loads((tmp_path / "run" / "card.json").read_text())
     assert card["config"]["cache_features"] is True
     out = run(
         "eval", "--model", str(tmp_path / "run"), "--data", str(trained / "cu.extxyz"), "--json"
     )
-    assert np.isfinite(json.loads(out.stdout)["force_rmse"])
+    single = json.loads(out.stdout)
+    assert np.isfinite(single["force_rmse"]) and single["n_models"] == 1
+    first = json.loads(
+        run(
+            "eval", "--model", str(trained / "run"), "--data", str(trained / "cu.extxyz"), "--json"
+        ).stdout
+    )
+    out = run("eval", "--model", str(trained / "run"), str(tmp_path / "run"), "--data", str(trained / "cu.extxyz"),
+              "--json")  # fmt: skip
+    both = json.loads(out.stdout)  # the committee mean: never worse than the members' average
+    assert both["n_models"] == 2 and (trained / "run" / "parity_committee.png").exists()
+    for k in ("energy_rmse_per_atom", "force_rmse", "force_mae"):
+        assert both[k] <= (single[k] + first[k]) / 2 + 1e-9 and both[k] not in (single[k], first[k])
     bad = run("train", "--data", str(trained / "cu.extxyz"), "--model", "schnet", "--cache-features",
               "--out", str(tmp_path / "r2"), "--epochs", "1", check=False)  # fmt: skip
     assert bad.returncode != 0 and "cache_features needs fixed descriptors" in bad.stderr
+
+
+def test_train_committee_eval_md(trained, tmp_path):
+    "train --committee 2 writes member_0/1 (seeds 0, 1); eval and md take the committee directory"
+    import ase.build
+    import ase.io
+
+    run("train", "--data", str(trained / "cu.extxyz"), "--model", "bp", "--out", str(tmp_path / "c"),
+        "--epochs", "1", "--cutoff", "4.0", "--committee", "2", "--quiet")  # fmt: skip
+    seeds = [
+        json.loads((tmp_path / "c" / f"member_{k}" / "card.json").read_text())["seed"]
+        for k in (0, 1)
+    ]
+    assert seeds == [0, 1]
+    res = json.loads(
+        run(
+            "eval", "--model", str(tmp_path / "c"), "--data", str(trained / "cu.extxyz"), "--json"
+        ).stdout
+    )
+    assert res["n_models"] == 2 and np.isfinite(res["force_rmse"])
+    ase.io.write(tmp_path / "start.extxyz", ase.build.bulk("Cu", "fcc", a=3.6, cubic=True))
+    md = run("md", "--model", str(tmp_path / "c"), "--structure", str(tmp_path / "start.extxyz"), "--steps", "5",
+             "--json")  # fmt: skip
+    assert (
+        json.loads(md.stdout)["steps"] == 5
+        and (tmp_path / "c" / "member_0" / "md_ase.extxyz").exists()
+    )
+    again = run("train", "--data", str(trained / "cu.extxyz"), "--model", "bp", "--out", str(tmp_path / "c"),
+                "--epochs", "1", "--cutoff", "4.0", "--committee", "2", "--resume", "--quiet")  # fmt: skip
+    assert again.stdout.count("best epoch 0") == 2  # finished members are reused
+    bad = run("train", "--data", str(trained / "cu.extxyz"), "--out", str(tmp_path / "c0"), "--committee", "0",
+              check=False)  # fmt: skip
+    assert bad.returncode == 2 and "--committee must be at least 1" in bad.stderr
